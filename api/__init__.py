@@ -1,0 +1,1 @@
+"""ParkTrace public API, CLI and client SDK."""

@@ -1,0 +1,94 @@
+"""The `parktrace` command line.
+
+Every failure a user can cause (bad file, bad URL, tampered chain) ends in a one-line
+message on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ledger.errors import LedgerError
+
+app = typer.Typer(
+    name="parktrace",
+    help="ParkTrace: a permissioned traceability ledger for the companies of an industrial park.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _mount_subcommands() -> None:
+    from .cli_consortium import app as consortium_app
+
+    app.add_typer(consortium_app, name="consortium")
+
+
+@app.command()
+def verify(
+    db: str = typer.Option(..., help="Database URL (sqlite:///path or postgresql://…) or path"),
+    genesis: Path | None = typer.Option(
+        None, help="Trusted genesis.json; without it the store's own copy is used"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """Recompute every hash, Merkle root, chain link and signature of a node's store.
+
+    Exits 0 when the chain is intact, 1 naming the first bad height otherwise.
+    """
+    from ledger.genesis import Genesis
+    from ledger.store import Store
+    from ledger.verify import verify_store
+
+    try:
+        trusted = Genesis.load(genesis) if genesis else None
+        store = Store(db, migrate=False)
+    except LedgerError as exc:
+        raise fail(exc.message) from None
+    except OSError as exc:
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    try:
+        report = verify_store(store, trusted)
+    except LedgerError as exc:
+        raise fail(exc.message) from None
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    elif report.ok:
+        rate = report.transactions / report.seconds if report.seconds else 0.0
+        console.print(
+            f"[green]OK[/] chain {report.chain_id}: {report.blocks} blocks, "
+            f"{report.transactions} transactions, {report.signatures} signatures verified "
+            f"in {report.seconds:.2f}s ({rate:,.0f} tx/s); head {report.head_height} "
+            f"{report.head_hash[:16]}…, log size {report.log_size}",
+            highlight=False,
+        )
+        console.print(f"genesis from {report.genesis_source}", style="dim")
+    if not report.ok:
+        assert report.problem is not None
+        err.print(
+            f"[bold red]FAILED[/] at height {report.problem.height}: {report.problem.what}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    _mount_subcommands()
+    sys.exit(app())
+
+
+_mount_subcommands()

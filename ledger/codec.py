@@ -1,0 +1,97 @@
+"""Canonical bytes for everything that is hashed or signed.
+
+Objects are encoded with the JSON Canonicalization Scheme (RFC 8785), so every node
+derives the same bytes from the same object whatever its JSON library. Every hash and
+signature is taken over `domain_bytes(domain, obj)`: a fixed prefix naming the kind of
+object, then the canonical JSON. Bytes signed as a vote can therefore never verify as a
+transaction, a block or anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from typing import Any
+
+import rfc8785
+
+from .errors import DomainError, EncodingError
+
+PREFIX = b"parktrace/v1/"
+
+#: Every kind of object that is hashed or signed. A domain outside this set is a bug.
+DOMAINS = frozenset(
+    {
+        "tx",  # transaction body, signed by its author
+        "block",  # block header, hashed into the chain
+        "vote",  # prevote / precommit, signed by a validator
+        "proposal",  # block proposal, signed by the round's proposer
+        "genesis",  # the genesis document
+        "evidence",  # proof of a validator's misbehaviour
+        "report",  # a regulator's signed audit report
+        "approval",  # a regulator's approval of a membership change
+        "codes",  # a batch of issued product codes
+        "commit",  # commit certificate, hashed into the next header
+        "validators",  # a validator set, hashed into every header
+        "peer",  # peer-link handshake
+        "request",  # HTTP request signatures
+    }
+)
+
+_DOMAIN_RE = re.compile(r"^[a-z]+$")
+
+
+def canonical(obj: Any) -> bytes:
+    """RFC 8785 canonical JSON. Rejects what JCS cannot represent (NaN, huge ints, bytes)."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EncodingError(f"cannot encode canonically: {exc}") from exc
+
+
+def domain_prefix(domain: str) -> bytes:
+    if domain not in DOMAINS or not _DOMAIN_RE.match(domain):
+        raise DomainError(f"unknown signing domain {domain!r}")
+    return PREFIX + domain.encode("ascii") + b"\n"
+
+
+def domain_bytes(domain: str, obj: Any) -> bytes:
+    """The bytes that are signed or hashed for `obj` of kind `domain`."""
+    return domain_prefix(domain) + canonical(obj)
+
+
+def digest(domain: str, obj: Any) -> bytes:
+    """SHA-256 of the domain-tagged canonical bytes: the id of a tx, the hash of a block…"""
+    return hashlib.sha256(domain_bytes(domain, obj)).digest()
+
+
+def b64encode(data: bytes) -> str:
+    """Standard base64 with padding (RFC 4648 §4): what JSON fields carry."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: Any, *, field: str = "value", size: int | None = None) -> bytes:
+    """Strict base64: rejects non-strings, stray characters, bad padding and wrong lengths."""
+    if not isinstance(text, str):
+        raise EncodingError(f"{field}: expected a base64 string, got {type(text).__name__}")
+    try:
+        data = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise EncodingError(f"{field}: not valid base64 ({exc})") from exc
+    if base64.b64encode(data).decode("ascii") != text:
+        raise EncodingError(f"{field}: base64 is not in canonical form")
+    if size is not None and len(data) != size:
+        raise EncodingError(f"{field}: expected {size} bytes, got {len(data)}")
+    return data
+
+
+def hexdecode(text: Any, *, field: str = "value", size: int | None = None) -> bytes:
+    """Strict lowercase hex, as used for hashes and ids."""
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9a-f]*", text) or len(text) % 2:
+        raise EncodingError(f"{field}: expected lowercase hex")
+    data = bytes.fromhex(text)
+    if size is not None and len(data) != size:
+        raise EncodingError(f"{field}: expected {size} bytes, got {len(data)}")
+    return data

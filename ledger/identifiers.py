@@ -1,0 +1,45 @@
+"""Which product identifiers a transaction is about, for the store's lookup index.
+
+EPCIS 2.0 events name objects in several places (instances in epcList/childEPCs/
+inputEPCList/outputEPCList, classes in the quantity lists, containers in parentID).
+Lots are classes with a lot qualifier (e.g. urn:epc:class:lgtin:... or a Digital Link
+URI with /10/), so indexing every identifier there is what makes trace and product
+history queries index lookups instead of scans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+MAX_IDENTIFIER = 512
+
+
+def event_identifiers(event: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    parent = event.get("parentID")
+    if isinstance(parent, str):
+        found.add(parent)
+    for key in _EPC_LISTS:
+        for epc in event.get(key) or ():
+            if isinstance(epc, str):
+                found.add(epc)
+    for key in _QUANTITY_LISTS:
+        for item in event.get(key) or ():
+            if isinstance(item, dict) and isinstance(item.get("epcClass"), str):
+                found.add(item["epcClass"])
+    return {i for i in found if 0 < len(i) <= MAX_IDENTIFIER}
+
+
+def tx_identifiers(tx_type: str, payload: dict[str, Any]) -> set[str]:
+    """Identifiers of any transaction type that names products."""
+    found: set[str] = set()
+    event = payload.get("event")
+    if isinstance(event, dict):
+        found |= event_identifiers(event)
+    for key in ("lot", "product", "epc"):
+        value = payload.get(key)
+        if isinstance(value, str) and 0 < len(value) <= MAX_IDENTIFIER:
+            found.add(value)
+    return found

@@ -1,0 +1,61 @@
+"""Tables. Objects that are hashed or signed are stored as their canonical JSON text, byte
+for byte, so the verifier checks exactly what was committed; the other columns are indexes
+derived from that text (the verifier checks they agree)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class BlockRow(Base):
+    __tablename__ = "blocks"
+    height: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    time: Mapped[str] = mapped_column(String(24), index=True)
+    header: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)
+    #: The certificate that committed this block: canonical once block height+1 carries it.
+    commit: Mapped[str] = mapped_column(Text)
+
+
+class TxRow(Base):
+    __tablename__ = "transactions"
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    height: Mapped[int] = mapped_column(BigInteger, ForeignKey("blocks.height"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    log_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    signer: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_transactions_signer_type", "signer", "type"),)
+
+
+class ProductRow(Base):
+    """Product identifier -> transactions naming it (EPC, class, lot, container)."""
+
+    __tablename__ = "product_index"
+    identifier: Mapped[str] = mapped_column(String(512), primary_key=True)
+    log_index: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("transactions.log_index"), primary_key=True
+    )
+
+
+class LogNodeRow(Base):
+    """Perfect-subtree hashes of the whole-ledger RFC 6962 log, for O(log n) proofs."""
+
+    __tablename__ = "log_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))

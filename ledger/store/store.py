@@ -1,0 +1,388 @@
+"""The Store: write committed blocks atomically, read them back, serve proofs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from .. import codec, merkle
+from ..block import Block, CommitCertificate, Header
+from ..errors import LedgerError
+from ..identifiers import tx_identifiers
+from ..tx import Transaction
+from .models import BlockRow, LogNodeRow, Meta, ProductRow, TxRow
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class StoreError(LedgerError):
+    """The database is unreachable, belongs to another chain, or refuses a write."""
+
+    code = "store_error"
+
+
+@dataclass(frozen=True)
+class RawTx:
+    id: bytes
+    height: int
+    position: int
+    log_index: int
+    type: str
+    signer: str
+    envelope: str
+
+
+@dataclass(frozen=True)
+class RawBlock:
+    """A block exactly as stored, for the verifier to re-check byte for byte."""
+
+    height: int
+    hash: bytes
+    time: str
+    header: str
+    evidence: str
+    commit: str
+    txs: list[RawTx]
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    tx: Transaction
+    height: int
+    position: int
+    log_index: int
+
+
+def normalize_url(url: str) -> str:
+    """Accept a bare path for SQLite and plain postgresql:// URLs (use psycopg 3)."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).resolve()}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # a committed block survives power loss
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _canon(obj: Any) -> str:
+    return codec.canonical(obj).decode("utf-8")
+
+
+class Store:
+    """One node's copy of the chain."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        try:
+            if migrate:
+                self.migrate()
+            else:
+                self._check_schema()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {self.safe_url}: {exc.orig}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # -- schema ---------------------------------------------------------------------------
+    def _alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        cfg = self._alembic_config()
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    def _check_schema(self) -> None:
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current != head:
+            raise StoreError(
+                f"database schema is at {current or 'nothing'}, expected {head}: run migrations"
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- identity of the chain ------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(Meta, key)
+            return row.value if row else None
+
+    def bind_chain(self, chain_id: str, genesis_hash: str, genesis_doc: dict[str, Any]) -> None:
+        """Record which chain this database holds; refuse to mix two chains in one store."""
+        with Session(self.engine) as session, session.begin():
+            existing = session.get(Meta, "genesis_hash")
+            if existing is not None:
+                if existing.value != genesis_hash:
+                    raise StoreError(
+                        f"database holds chain with genesis {existing.value[:16]}…, "
+                        f"not {genesis_hash[:16]}…"
+                    )
+                return
+            session.add_all(
+                [
+                    Meta(key="chain_id", value=chain_id),
+                    Meta(key="genesis_hash", value=genesis_hash),
+                    Meta(key="genesis", value=_canon(genesis_doc)),
+                ]
+            )
+
+    def genesis_doc(self) -> dict[str, Any] | None:
+        text = self.meta("genesis")
+        return json.loads(text) if text else None
+
+    # -- writes ---------------------------------------------------------------------------
+    def save_block(
+        self,
+        block: Block,
+        commit: CommitCertificate,
+        log_nodes: list[tuple[int, int, bytes]],
+    ) -> None:
+        """Commit a block and everything derived from it in one database transaction."""
+        h = block.header
+        first_index = h.log_size - len(block.txs)
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(
+                    BlockRow(
+                        height=h.height,
+                        hash=bytes.fromhex(h.hash),
+                        time=h.time,
+                        header=_canon(h.to_json()),
+                        evidence=_canon(list(block.evidence)),
+                        commit=_canon(commit.to_json()),
+                    )
+                )
+                if block.last_commit is not None:
+                    # The previous block's certificate becomes the one the chain agreed on.
+                    session.execute(
+                        update(BlockRow)
+                        .where(BlockRow.height == h.height - 1)
+                        .values(commit=_canon(block.last_commit.to_json()))
+                    )
+                session.flush()
+                products = []
+                for position, tx in enumerate(block.txs):
+                    log_index = first_index + position
+                    session.add(
+                        TxRow(
+                            id=bytes.fromhex(tx.id),
+                            height=h.height,
+                            position=position,
+                            log_index=log_index,
+                            type=tx.type,
+                            signer=tx.signer,
+                            envelope=tx.canonical().decode("utf-8"),
+                        )
+                    )
+                    products.extend(
+                        {"identifier": ident, "log_index": log_index}
+                        for ident in sorted(tx_identifiers(tx.type, tx.payload))
+                    )
+                session.flush()
+                if products:
+                    session.execute(ProductRow.__table__.insert(), products)
+                if log_nodes:
+                    session.execute(
+                        LogNodeRow.__table__.insert(),
+                        [{"level": lv, "index": ix, "hash": hs} for lv, ix, hs in log_nodes],
+                    )
+        except IntegrityError as exc:
+            raise StoreError(f"cannot store block {h.height}: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot store block {h.height}: {exc}") from exc
+
+    # -- reads ----------------------------------------------------------------------------
+    def height(self) -> int:
+        with Session(self.engine) as session:
+            return session.scalar(select(func.max(BlockRow.height))) or 0
+
+    def header(self, height: int) -> Header | None:
+        with Session(self.engine) as session:
+            text = session.scalar(select(BlockRow.header).where(BlockRow.height == height))
+        return Header.from_json(json.loads(text)) if text else None
+
+    def commit(self, height: int) -> CommitCertificate | None:
+        with Session(self.engine) as session:
+            text = session.scalar(select(BlockRow.commit).where(BlockRow.height == height))
+        return CommitCertificate.from_json(json.loads(text)) if text else None
+
+    def block(self, height: int) -> Block | None:
+        """The block at `height` as it travels between nodes (with the previous commit)."""
+        raw = next(self.raw_blocks(height, height), None)
+        if raw is None:
+            return None
+        last_commit = self.commit(height - 1) if height > 1 else None
+        return Block(
+            Header.from_json(json.loads(raw.header)),
+            tuple(Transaction.from_json(json.loads(t.envelope)) for t in raw.txs),
+            tuple(json.loads(raw.evidence)),
+            last_commit,
+        )
+
+    def raw_blocks(
+        self, start: int = 1, end: int | None = None, batch: int = 256
+    ) -> Iterator[RawBlock]:
+        """Stream stored blocks in height order, a batch at a time (bounded memory)."""
+        low = start
+        while end is None or low <= end:
+            high = low + batch - 1 if end is None else min(end, low + batch - 1)
+            with Session(self.engine) as session:
+                blocks = (
+                    session.execute(
+                        select(BlockRow)
+                        .where(BlockRow.height.between(low, high))
+                        .order_by(BlockRow.height)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not blocks:
+                    return
+                txs: dict[int, list[RawTx]] = {}
+                rows = session.execute(
+                    select(TxRow)
+                    .where(TxRow.height.between(low, high))
+                    .order_by(TxRow.height, TxRow.position)
+                ).scalars()
+                for t in rows:
+                    txs.setdefault(t.height, []).append(
+                        RawTx(t.id, t.height, t.position, t.log_index, t.type, t.signer, t.envelope)
+                    )
+                for b in blocks:
+                    yield RawBlock(
+                        b.height,
+                        b.hash,
+                        b.time,
+                        b.header,
+                        b.evidence,
+                        b.commit,
+                        txs.get(b.height, []),
+                    )
+            low = high + 1
+
+    def tx(self, tx_id: str) -> StoredTx | None:
+        try:
+            key = codec.hexdecode(tx_id, field="transaction id", size=32)
+        except LedgerError:
+            return None
+        with Session(self.engine) as session:
+            row = session.get(TxRow, key)
+            if row is None:
+                return None
+            return StoredTx(
+                Transaction.from_json(json.loads(row.envelope)),
+                row.height,
+                row.position,
+                row.log_index,
+            )
+
+    def known_tx_ids(self, tx_ids: list[str]) -> set[str]:
+        """Which of these ids are already committed (for duplicate and replay checks)."""
+        if not tx_ids:
+            return set()
+        keys = [bytes.fromhex(t) for t in tx_ids]
+        with Session(self.engine) as session:
+            found = session.scalars(select(TxRow.id).where(TxRow.id.in_(keys)))
+            return {k.hex() for k in found}
+
+    def txs_for_product(self, identifier: str, limit: int = 1000) -> list[StoredTx]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(TxRow)
+                .join(ProductRow, ProductRow.log_index == TxRow.log_index)
+                .where(ProductRow.identifier == identifier)
+                .order_by(TxRow.log_index)
+                .limit(limit)
+            ).scalars()
+            return [
+                StoredTx(
+                    Transaction.from_json(json.loads(r.envelope)), r.height, r.position, r.log_index
+                )
+                for r in rows
+            ]
+
+    def product_rows(self, start_log_index: int, end_log_index: int) -> list[tuple[str, int]]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ProductRow.identifier, ProductRow.log_index).where(
+                    ProductRow.log_index.between(start_log_index, end_log_index)
+                )
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    # -- the whole-ledger log ---------------------------------------------------------------
+    def node(self, level: int, index: int) -> bytes:
+        """NodeSource for merkle.TreeProofs."""
+        with Session(self.engine) as session:
+            value = session.scalar(
+                select(LogNodeRow.hash).where(LogNodeRow.level == level, LogNodeRow.index == index)
+            )
+        if value is None:
+            raise StoreError(f"log node ({level}, {index}) is missing")
+        return value
+
+    def log_nodes(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(LogNodeRow.index, LogNodeRow.hash).where(
+                    LogNodeRow.level == level, LogNodeRow.index.between(start, end)
+                )
+            ).all()
+        return {r[0]: r[1] for r in rows}
+
+    def log_size(self) -> int:
+        """Leaves in the whole-ledger log (an index lookup, not a count)."""
+        with Session(self.engine) as session:
+            last = session.scalar(select(func.max(LogNodeRow.index)).where(LogNodeRow.level == 0))
+        return 0 if last is None else last + 1
+
+    def frontier(self) -> merkle.Frontier:
+        """Rebuild the log frontier from the stored perfect-subtree roots: O(log n) reads."""
+        size = self.log_size()
+        hashes = []
+        offset = 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size & (1 << level):
+                hashes.append(self.node(level, offset >> level))
+                offset += 1 << level
+        return merkle.Frontier.from_list(size, hashes)
+
+    def proofs(self) -> merkle.TreeProofs:
+        return merkle.TreeProofs(self)

@@ -1,0 +1,186 @@
+"""The transaction envelope: who says what, on which chain, signed.
+
+Wire form (JSON):
+    {"body": {"chain_id", "type", "payload", "signer", "timestamp", "nonce"},
+     "signature": {"scheme", "value"}}
+
+`signer` is the SHA-256 fingerprint (hex) of the signer's X.509 certificate, resolved
+against the consortium's membership. The id of a transaction is the hash of its
+domain-tagged body: it is what the signature covers, so a re-encoded or re-signed
+envelope cannot pose as a different transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .crypto import PrivateKey, PublicKey, scheme
+from .errors import DomainError, EncodingError, SchemaError, SignatureError, TooLargeError
+from .merkle import leaf_hash
+from .timefmt import now, parse_time
+
+MAX_TX_BYTES = 64 * 1024
+NONCE_BYTES = 16
+_TYPE_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+BODY_FIELDS = ("chain_id", "type", "payload", "signer", "timestamp", "nonce")
+
+
+def _require_keys(obj: Any, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise SchemaError(f"{what}: expected an object, got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    extra = sorted(set(obj) - set(keys))
+    if missing:
+        raise SchemaError(f"{what}: missing field(s) {', '.join(missing)}")
+    if extra:
+        raise SchemaError(f"{what}: unknown field(s) {', '.join(extra)}")
+    return obj
+
+
+def _require_str(obj: dict[str, Any], key: str, what: str) -> str:
+    value = obj[key]
+    if not isinstance(value, str):
+        raise SchemaError(f"{what}.{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Transaction:
+    chain_id: str
+    type: str
+    payload: dict[str, Any]
+    signer: str
+    timestamp: str
+    nonce: bytes
+    scheme: str
+    signature: bytes
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        key: PrivateKey,
+        *,
+        chain_id: str,
+        type: str,
+        payload: dict[str, Any],
+        signer: str,
+        timestamp: str | None = None,
+        nonce: bytes | None = None,
+    ) -> Transaction:
+        """Sign a new transaction locally: the private key never leaves its owner."""
+        import secrets
+
+        body = {
+            "chain_id": chain_id,
+            "type": type,
+            "payload": payload,
+            "signer": signer,
+            "timestamp": timestamp or now(),
+            "nonce": codec.b64encode(nonce if nonce is not None else secrets.token_bytes(16)),
+        }
+        signature = key.sign(codec.domain_bytes("tx", body))
+        return cls.from_json(
+            {"body": body, "signature": {"scheme": key.scheme, "value": codec.b64encode(signature)}}
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> Transaction:
+        """Strictly parse the wire form; every problem is a typed error naming the field."""
+        env = _require_keys(data, ("body", "signature"), "transaction")
+        body = _require_keys(env["body"], BODY_FIELDS, "body")
+        sig = _require_keys(env["signature"], ("scheme", "value"), "signature")
+        chain_id = _require_str(body, "chain_id", "body")
+        tx_type = _require_str(body, "type", "body")
+        if not _TYPE_RE.fullmatch(tx_type) or len(tx_type) > 64:
+            raise SchemaError(f"body.type: {tx_type!r} is not a transaction type name")
+        if not isinstance(body["payload"], dict):
+            raise SchemaError("body.payload: expected an object")
+        signer = _require_str(body, "signer", "body")
+        if not _HEX64.fullmatch(signer):
+            raise SchemaError("body.signer: expected a certificate fingerprint (64 hex digits)")
+        timestamp = _require_str(body, "timestamp", "body")
+        parse_time(timestamp, "body.timestamp")
+        nonce = codec.b64decode(body["nonce"], field="body.nonce", size=NONCE_BYTES)
+        scheme_name = scheme(sig["scheme"]).name
+        signature = codec.b64decode(sig["value"], field="signature.value")
+        tx = cls(
+            chain_id, tx_type, body["payload"], signer, timestamp, nonce, scheme_name, signature
+        )
+        size = len(tx.canonical())
+        if size > MAX_TX_BYTES:
+            raise TooLargeError(f"transaction is {size} bytes; the limit is {MAX_TX_BYTES}")
+        return tx
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> Transaction:
+        """Parse untrusted bytes (HTTP body, file, peer message)."""
+        if len(raw) > MAX_TX_BYTES * 2:
+            raise TooLargeError(f"transaction is {len(raw)} bytes; the limit is {MAX_TX_BYTES}")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EncodingError(f"transaction is not valid JSON: {exc}") from exc
+        return cls.from_json(data)
+
+    # -- derived ------------------------------------------------------------------------
+    def body(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "type": self.type,
+            "payload": self.payload,
+            "signer": self.signer,
+            "timestamp": self.timestamp,
+            "nonce": codec.b64encode(self.nonce),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "body": self.body(),
+            "signature": {"scheme": self.scheme, "value": codec.b64encode(self.signature)},
+        }
+
+    def signing_bytes(self) -> bytes:
+        return codec.domain_bytes("tx", self.body())
+
+    @property
+    def id(self) -> str:
+        """Hex SHA-256 of the signed bytes."""
+        cached = self.__dict__.get("_id")
+        if cached is None:
+            cached = hashlib.sha256(self.signing_bytes()).hexdigest()
+            object.__setattr__(self, "_id", cached)
+        return cached
+
+    def canonical(self) -> bytes:
+        """Canonical bytes of the whole envelope: stored, and committed to by Merkle leaves."""
+        return codec.canonical(self.to_json())
+
+    def leaf_hash(self) -> bytes:
+        return leaf_hash(self.canonical())
+
+    def verify_signature(self, key: PublicKey) -> None:
+        """Raise unless `key` signed this body as a transaction.
+
+        On failure, says whether the signature was made over the same body as another kind
+        of object (DomainError), which is an attack or a client bug worth naming.
+        """
+        if key.scheme != self.scheme:
+            raise SchemaError(f"signature scheme {self.scheme} differs from the key's {key.scheme}")
+        if key.verify(self.signature, self.signing_bytes()):
+            return
+        for domain in sorted(codec.DOMAINS - {"tx"}):
+            if key.verify(self.signature, codec.domain_bytes(domain, self.body())):
+                raise DomainError(
+                    f"transaction {self.id[:16]} carries a signature made for a {domain!r}, "
+                    "not for a transaction"
+                )
+        raise SignatureError(
+            f"signature of transaction {self.id[:16]} does not verify with the signer's key"
+        )

@@ -1,0 +1,1 @@
+"""ParkTrace consortium nodes: consensus state machine and the runtime that drives it."""

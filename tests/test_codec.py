@@ -1,0 +1,111 @@
+"""Canonical bytes: RFC 8785's own test data, our committed vectors, domain separation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from ledger import codec
+from ledger.block import Vote
+from ledger.crypto import PrivateKey
+from ledger.errors import DomainError, EncodingError
+from ledger.tx import Transaction
+
+VECTORS = Path(__file__).parent / "vectors" / "jcs"
+RFC = json.loads((VECTORS / "rfc8785.json").read_text())
+
+
+@pytest.mark.parametrize("case", RFC["documents"], ids=lambda c: c["name"])
+def test_rfc8785_documents(case: dict[str, str]) -> None:
+    assert codec.canonical(json.loads(case["input"])).hex() == case["canonical_hex"]
+
+
+@pytest.mark.parametrize("case", RFC["numbers"], ids=lambda c: c["ieee754_hex"])
+def test_rfc8785_numbers(case: dict[str, str]) -> None:
+    value = struct.unpack(">d", bytes.fromhex(case["ieee754_hex"]))[0]
+    assert codec.canonical(value).decode() == case["canonical"]
+
+
+def test_unrepresentable_values_are_rejected() -> None:
+    for bad in (float("nan"), float("inf"), 2**60, b"bytes"):
+        with pytest.raises(EncodingError):
+            codec.canonical({"x": bad})
+
+
+def sample_objects() -> dict[str, tuple[str, object]]:
+    """Our own objects, built deterministically: a transaction body and a vote."""
+    key = PrivateKey.from_seed(hashlib.sha256(b"parktrace vectors").digest())
+    tx = Transaction.create(
+        key,
+        chain_id="parktrace-vectors",
+        type="epcis.event",
+        payload={
+            "event": {
+                "type": "ObjectEvent",
+                "eventTime": "2026-11-02T08:00:00.000+08:00",
+                "eventTimeZoneOffset": "+08:00",
+                "epcList": ["https://id.gs1.org/01/06901234567892/10/GN2026-11/21/A7K2"],
+                "action": "OBSERVE",
+                "bizStep": "commissioning",
+                "readPoint": {"id": "urn:epc:id:sgln:6901234.00001.0"},
+                "ex:note": "赣南脐橙 Gannan navel orange",
+            }
+        },
+        signer="ab" * 32,
+        timestamp="2026-11-02T00:00:00.000Z",
+        nonce=bytes(range(16)),
+    )
+    vote = Vote("parktrace-vectors", 7, 1, "precommit", "cd" * 32, "node-1").signed(key)
+    return {"tx": ("tx", tx.body()), "vote": ("vote", vote.sign_body())}
+
+
+def test_parktrace_vectors_are_stable() -> None:
+    """If this fails, every existing chain's ids and hashes would change: a hard fork."""
+    expected = json.loads((VECTORS / "parktrace.json").read_text())
+    for name, (domain, obj) in sample_objects().items():
+        assert codec.domain_bytes(domain, obj).hex() == expected[name]["tagged_hex"], name
+        assert codec.digest(domain, obj).hex() == expected[name]["sha256"], name
+
+
+def test_domains_separate_signed_bytes() -> None:
+    obj = {"a": 1}
+    tagged = {d: codec.domain_bytes(d, obj) for d in codec.DOMAINS}
+    assert len(set(tagged.values())) == len(codec.DOMAINS)
+    with pytest.raises(DomainError):
+        codec.domain_bytes("TX", obj)
+    with pytest.raises(DomainError):
+        codec.domain_bytes("nonsense", obj)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("not base64!", "not valid base64"),
+        ("QQ", "not valid base64"),
+        ("QR==", "canonical form"),
+        (12, "expected a base64 string"),
+    ],
+)
+def test_strict_base64(text: object, problem: str) -> None:
+    with pytest.raises(EncodingError, match=problem):
+        codec.b64decode(text)
+
+
+def write_vectors() -> None:  # pragma: no cover - run by hand when adding a vector
+    out = {
+        name: {
+            "domain": domain,
+            "tagged_hex": codec.domain_bytes(domain, obj).hex(),
+            "sha256": codec.digest(domain, obj).hex(),
+        }
+        for name, (domain, obj) in sample_objects().items()
+    }
+    (VECTORS / "parktrace.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    write_vectors()

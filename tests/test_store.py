@@ -1,0 +1,102 @@
+"""The store on SQLite and PostgreSQL: round trips, atomic blocks, proofs, chain binding."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from ledger import merkle
+from ledger.consortium import Consortium
+from ledger.store import Store, StoreError
+from nodes.devchain import DevChain
+from tests.conftest import FIXED_NOW
+from tests.factories import lot_uri, sample_event_tx
+
+
+def build(park: Consortium, url: str, blocks: int, per_block: int = 3) -> tuple[Store, DevChain]:
+    store = Store(url)
+    chain = DevChain(park.genesis, park.validator_keys, store)
+    n = 0
+    for _ in range(blocks):
+        chain.commit_block([sample_event_tx(park, n + i) for i in range(per_block)])
+        n += per_block
+    return store, chain
+
+
+def test_roundtrip(park: Consortium, db_url: str) -> None:
+    store, _ = build(park, db_url, blocks=6)
+    assert store.height() == 6
+    for height in range(1, 7):
+        block = store.block(height)
+        assert block is not None
+        assert block.hash == store.header(height).hash
+        commit = store.commit(height)
+        commit.verify(
+            park.genesis.validator_set(),
+            chain_id=park.genesis.chain_id,
+            height=height,
+            block_hash=block.hash,
+        )
+    # The stored certificate of block h is the one block h+1 carries.
+    assert store.block(4).last_commit == store.commit(3)
+    tx = sample_event_tx(park, 4)
+    stored = store.tx(tx.id)
+    assert stored is not None and stored.tx == tx and stored.height == 2
+    assert store.tx("00" * 32) is None and store.tx("not-hex") is None
+    assert store.known_tx_ids([tx.id, "ab" * 32]) == {tx.id}
+    ident = tx.payload["event"]["quantityList"][0]["epcClass"]
+    # The orange lot's history: commissioned (0), packed (3), shipped (4), in log order.
+    history = [sample_event_tx(park, i).id for i in (0, 3, 4)]
+    assert [s.tx.id for s in store.txs_for_product(ident)] == history
+    assert store.txs_for_product(lot_uri("0000000000000", "nothing")) == []
+    store.close()
+
+
+def test_frontier_and_proofs_from_store(park: Consortium, db_url: str) -> None:
+    store, chain = build(park, db_url, blocks=7, per_block=5)
+    leaves = [tx.leaf_hash() for h in range(1, 8) for tx in store.block(h).txs]
+    assert store.frontier() == chain.state.log
+    assert store.log_size() == len(leaves) == 35
+    proofs = store.proofs()
+    assert proofs.root(35).hex() == store.header(7).log_root
+    for index in (0, 17, 34):
+        proof = proofs.inclusion_proof(index, 35)
+        assert proof == merkle.inclusion_proof(leaves, index)
+        merkle.verify_inclusion(leaves[index], index, 35, proof, proofs.root(35))
+    old = store.header(3)
+    proof = proofs.consistency_proof(old.log_size, 35)
+    merkle.verify_consistency(old.log_size, 35, bytes.fromhex(old.log_root), proofs.root(35), proof)
+    store.close()
+
+
+def test_a_failed_block_leaves_nothing(park: Consortium, db_url: str) -> None:
+    store, chain = build(park, db_url, blocks=2)
+    block = chain.commit_block([sample_event_tx(park, 100)])
+    # Saving the same block again collides on every key: nothing of it may be half-written.
+    with pytest.raises(StoreError, match="cannot store block 3"):
+        store.save_block(block, chain.certify(block), [])
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from blocks")).scalar() == 3
+        assert conn.execute(text("select count(*) from transactions")).scalar() == 7
+    store.close()
+
+
+def test_store_refuses_another_chain(park: Consortium, db_url: str) -> None:
+    store, _ = build(park, db_url, blocks=1)
+    other = Consortium.sample(seed=b"another park", now=FIXED_NOW)
+    with pytest.raises(StoreError, match="holds chain with genesis"):
+        store.bind_chain(other.genesis.chain_id, other.genesis.hash, other.genesis.to_json())
+    store.close()
+
+
+def test_unmigrated_database_is_refused(db_url: str) -> None:
+    with pytest.raises(StoreError, match="schema is at nothing"):
+        Store(db_url, migrate=False)
+    Store(db_url).close()
+    Store(db_url).close()  # migrating twice is harmless
+    Store(db_url, migrate=False).close()
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store("postgresql://nobody@127.0.0.1:1/none")
