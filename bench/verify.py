@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from api.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.crypto import PrivateKey
 from ledger.store import Store
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
-from tests.factories import sample_event_tx
 
 
 def raw_verify_rate(seconds: float = 2.0) -> float:

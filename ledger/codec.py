@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -43,12 +44,57 @@ DOMAINS = frozenset(
 _DOMAIN_RE = re.compile(r"^[a-z]+$")
 
 
+_MAX_SAFE_INT = 2**53 - 1
+_fast_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def _fast_path_applies(obj: Any) -> bool:
+    """True when the C JSON encoder with sorted keys produces exactly RFC 8785's bytes.
+
+    It does unless the value holds a float (JCS prints numbers the ECMAScript way), an
+    integer JCS cannot represent exactly, a non-string key, or a key with a character
+    beyond the BMP (JCS sorts keys by UTF-16 code units, Python by code points; the two
+    orders differ only there). tests/test_codec.py checks the equivalence on generated
+    values; anything unusual goes to the reference library.
+    """
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str) or not (key.isascii() or max(key) < "\U00010000"):
+                    return False
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        elif isinstance(value, int):
+            if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                return False
+        else:
+            return False
+    return True
+
+
 def canonical(obj: Any) -> bytes:
     """RFC 8785 canonical JSON. Rejects what JCS cannot represent (NaN, huge ints, bytes)."""
+    if _fast_path_applies(obj):
+        try:
+            return _fast_dumps(obj).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let the reference implementation reject it
     try:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise EncodingError(f"cannot encode canonically: {exc}") from exc
+
+
+def reference_canonical(obj: Any) -> bytes:
+    """The reference implementation alone, for tests that compare the two."""
+    return rfc8785.dumps(obj)
 
 
 def domain_prefix(domain: str) -> bytes:

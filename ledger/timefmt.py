@@ -29,6 +29,6 @@ def parse_time(text: object, field: str = "timestamp") -> datetime:
     if not isinstance(text, str) or not _RE.match(text):
         raise SchemaError(f"{field}: expected UTC time like 2026-11-22T08:30:00.000Z, got {text!r}")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(text)
     except ValueError as exc:
         raise SchemaError(f"{field}: {exc}") from exc

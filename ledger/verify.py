@@ -85,7 +85,10 @@ def _parse_block(
     txs = []
     for position, row in enumerate(raw.txs):
         where = f"transaction {position}"
-        tx = Transaction.from_json(_canonical_json(row.envelope, where))
+        try:
+            tx = Transaction.from_canonical(row.envelope.encode("utf-8"))
+        except LedgerError as exc:
+            raise LedgerError(f"{where}: {exc.message}") from exc
         if row.position != position:
             raise LedgerError(f"{where}: positions are not contiguous")
         if row.id.hex() != tx.id:

@@ -109,3 +109,47 @@ def write_vectors() -> None:  # pragma: no cover - run by hand when adding a vec
 
 if __name__ == "__main__":  # pragma: no cover
     write_vectors()
+
+
+# -- the fast path equals the reference implementation ------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_keys = st.text(
+    alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=["Cs"]),
+    max_size=6,
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=1500, derandomize=True, database=None)
+@given(_json)
+def test_fast_path_matches_rfc8785(value: object) -> None:
+    assert codec.canonical(value) == codec.reference_canonical(value)
+
+
+def test_fast_path_edge_cases() -> None:
+    tricky = [
+        {"\U0001f600": 1, "\ufb33": 2},  # UTF-16 order differs from code point order
+        {"a": 1.0, "b": [0.1, 1e21, -0.0]},
+        {"ctl": '\x00\x1f\x7f\u2028"\\/'},
+        {"n": 2**53 - 1, "m": -(2**53) + 1},
+        ["é", "\U0001f34a", {"z": {"y": []}}],
+    ]
+    for value in tricky:
+        assert codec.canonical(value) == codec.reference_canonical(value)
+    with pytest.raises(EncodingError):
+        codec.canonical({"lone": "\ud800"})
+    with pytest.raises(EncodingError):
+        codec.canonical({1: "int key"})

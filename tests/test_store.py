@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from api.samples import lot_uri, sample_event_tx
 from ledger import merkle
 from ledger.consortium import Consortium
 from ledger.store import Store, StoreError
 from nodes.devchain import DevChain
 from tests.conftest import FIXED_NOW
-from tests.factories import lot_uri, sample_event_tx
 
 
 def build(park: Consortium, url: str, blocks: int, per_block: int = 3) -> tuple[Store, DevChain]:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import text
 
+from api.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
-from tests.factories import sample_event_tx
 
 BLOCKS = 55
 CORRUPTIONS = 60

@@ -1,4 +1,4 @@
-"""Deterministic sample transactions for tests and benchmarks: ~500-byte EPCIS 2.0
+"""Deterministic sample transactions for demos, tests and benchmarks: ~500-byte EPCIS 2.0
 events from the park's three cases, each signed by an organisation allowed to record it."""
 
 from __future__ import annotations
