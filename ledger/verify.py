@@ -13,23 +13,34 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import codec
 from .block import Block, CommitCertificate, Header
-from .chain import advance, check_next
+from .chain import ChainState, advance, check_next
 from .errors import LedgerError
 from .genesis import Genesis
 from .identifiers import tx_identifiers
+from .membership import Membership
 from .store import RawBlock, Store
 from .tx import Transaction
+from .validate import check_txs
 
 
 @dataclass
 class Problem:
     height: int
     what: str
+
+
+@dataclass(frozen=True)
+class Tip:
+    """The chain after its last verified block: what the next block is checked against."""
+
+    state: ChainState
+    membership: Membership
+    last_commit: CommitCertificate | None
 
 
 @dataclass
@@ -46,13 +57,15 @@ class VerifyReport:
     seconds: float = 0.0
     problem: Problem | None = None
     notes: list[str] = field(default_factory=list)
+    tip: Tip | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tip"}
+        data["problem"] = asdict(self.problem) if self.problem else None
         data["ok"] = self.ok
         return data
 
@@ -149,9 +162,10 @@ def verify_store(
             )
             for record in block.evidence:
                 membership.check_evidence(record, state.validators)
-            for tx in block.txs:
-                membership.check_tx(tx, height, block.header.time)
-                membership = membership.apply(tx, height)
+            # Ids are unique by the store's primary key and each equals its body's hash.
+            membership = check_txs(
+                block.txs, membership, height=height, time=block.header.time, known=_none_known
+            )
             if check_indexes:
                 _check_indexes(store, block, nodes)
         except LedgerError as exc:
@@ -159,11 +173,6 @@ def verify_store(
             break
         except (ValueError, KeyError, TypeError) as exc:
             report.problem = Problem(height, f"malformed stored data: {exc}")
-            break
-        if last_commit is not None and block.last_commit != last_commit:
-            report.problem = Problem(
-                height - 1, "stored certificate differs from the canonical one"
-            )
             break
         last_commit = commit
         state = advance(state, block, membership.validators)
@@ -178,7 +187,26 @@ def verify_store(
     report.head_hash = state.head_hash
     report.log_size = state.log.size if state.log else 0
     report.seconds = round(time.perf_counter() - started, 3)
+    report.tip = Tip(state, membership, last_commit)
     return report
+
+
+def restore_chain(store: Store, genesis: Genesis) -> Tip:
+    """What a node needs to go on from its store, after checking every stored block.
+
+    A node whose store fails verification must not start: this raises, naming the height.
+    """
+    report = verify_store(store, genesis)
+    if report.problem is not None:
+        raise LedgerError(
+            f"the store fails verification at height {report.problem.height}: {report.problem.what}"
+        )
+    assert report.tip is not None
+    return report.tip
+
+
+def _none_known(_ids: list[str]) -> set[str]:
+    return set()
 
 
 def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes]]) -> None:

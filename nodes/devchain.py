@@ -8,16 +8,18 @@ and the membership's `check_tx` for every transaction, before they are stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from ledger.block import Block, CommitCertificate, Vote
 from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.crypto import PrivateKey
-from ledger.errors import DuplicateError
 from ledger.genesis import Genesis
 from ledger.store import Store
 from ledger.timefmt import format_time, parse_time
 from ledger.tx import Transaction
+from ledger.validate import check_txs
+from ledger.verify import restore_chain
 
 
 class DevChain:
@@ -37,8 +39,25 @@ class DevChain:
         self.membership = genesis.membership()
         self.last_commit: CommitCertificate | None = None
         self.seen: set[str] = set()
+        self.known: Callable[[list[str]], set[str]] = (
+            store.known_tx_ids if store is not None else (lambda ids: self.seen & set(ids))
+        )
         if store is not None:
             store.bind_chain(genesis.chain_id, genesis.hash, genesis.to_json())
+
+    @classmethod
+    def resume(
+        cls, genesis: Genesis, validator_keys: dict[str, PrivateKey], store: Store
+    ) -> DevChain:
+        """Go on from what `store` holds, after verifying all of it."""
+        chain = cls(genesis, validator_keys, store)
+        tip = restore_chain(store, genesis)
+        chain.state, chain.membership, chain.last_commit = (
+            tip.state,
+            tip.membership,
+            tip.last_commit,
+        )
+        return chain
 
     def certify(self, block: Block, round_: int = 0) -> CommitCertificate:
         """Precommits from a quorum of validators (those whose keys we hold, in set order)."""
@@ -58,12 +77,7 @@ class DevChain:
     def commit_block(self, txs: list[Transaction], time: str | None = None) -> Block:
         height = self.state.height + 1
         time = time or self.next_time()
-        membership = self.membership
-        for tx in txs:
-            if tx.id in self.seen:
-                raise DuplicateError(f"transaction {tx.id[:16]} is already on the chain")
-            membership.check_tx(tx, height, time)
-            membership = membership.apply(tx, height)
+        membership = check_txs(txs, self.membership, height=height, time=time, known=self.known)
         proposer = self.state.validators.proposer(height, 0).id
         block = build_block(
             self.state,
