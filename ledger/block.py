@@ -37,10 +37,14 @@ HEADER_FIELDS = (
 )
 
 
+#: Heights, rounds and sizes stay within what canonical JSON represents exactly.
+MAX_INT = 2**53 - 1
+
+
 def _int(obj: dict[str, Any], key: str, what: str, minimum: int = 0) -> int:
     value = obj[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise SchemaError(f"{what}.{key}: expected an integer >= {minimum}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_INT:
+        raise SchemaError(f"{what}.{key}: expected an integer from {minimum} to {MAX_INT}")
     return value
 
 
@@ -75,7 +79,11 @@ class Vote:
         }
 
     def signing_bytes(self) -> bytes:
-        return codec.domain_bytes("vote", self.sign_body())
+        cached = self.__dict__.get("_signing")
+        if cached is None:
+            cached = codec.domain_bytes("vote", self.sign_body())
+            object.__setattr__(self, "_signing", cached)
+        return cached
 
     def signed(self, key: PrivateKey) -> Vote:
         return Vote(**{**self.sign_body(), "signature": key.sign(self.signing_bytes())})
@@ -189,7 +197,11 @@ class CommitCertificate:
         )
 
     def hash(self) -> str:
-        return codec.digest("commit", self.to_json()).hex()
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = codec.digest("commit", self.to_json()).hex()
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -284,6 +296,8 @@ class Block:
         obj = _require_keys(data, ("header", "txs", "evidence", "last_commit"), "block")
         if not isinstance(obj["txs"], list) or not isinstance(obj["evidence"], list):
             raise SchemaError("block: txs and evidence must be lists")
+        if not all(isinstance(record, dict) for record in obj["evidence"]):
+            raise SchemaError("block.evidence: every record must be an object")
         last = obj["last_commit"]
         return cls(
             Header.from_json(obj["header"]),

@@ -31,10 +31,8 @@ from typing import Any
 from cryptography import x509
 
 from . import codec
-from .block import Vote
 from .crypto import PrivateKey, PublicKey
 from .errors import (
-    BlockError,
     ChainMismatchError,
     IdentityError,
     NotPermittedError,
@@ -292,27 +290,6 @@ class Membership:
     def member(self, fingerprint: str) -> Member | None:
         return self.members.get(fingerprint)
 
-    def check_evidence(self, record: Any, validators: ValidatorSet) -> None:
-        """Evidence of equivocation: {"type": "duplicate_vote", "votes": [vote, vote]}, two
-        votes by one validator for the same height, round and step but different blocks."""
-        obj = _require_keys(record, ("type", "votes"), "evidence")
-        if obj["type"] != "duplicate_vote":
-            raise SchemaError(f"evidence.type: unknown kind {obj['type']!r}")
-        if not isinstance(obj["votes"], list) or len(obj["votes"]) != 2:
-            raise SchemaError("evidence.votes: expected two votes")
-        a, b = (Vote.from_json(v) for v in obj["votes"])
-        same = (a.chain_id, a.height, a.round, a.type, a.validator)
-        if same != (b.chain_id, b.height, b.round, b.type, b.validator):
-            raise BlockError("evidence: the votes are not from one validator at one step")
-        if a.chain_id != self.chain_id or a.block_hash == b.block_hash:
-            raise BlockError("evidence: the votes do not conflict on this chain")
-        try:
-            a.verify(validators)
-            b.verify(validators)
-        except SignatureError as exc:
-            raise BlockError(f"evidence: {exc.message}") from exc
-
-    # -- internals: who may sign --------------------------------------------------------
     def _usable(self, fingerprint: str, height: int, at: datetime, what: str) -> Member:
         member = self.members.get(fingerprint)
         if member is None:

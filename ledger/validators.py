@@ -79,4 +79,8 @@ class ValidatorSet:
         return cls(tuple(Validator.from_json(v) for v in data))
 
     def hash(self) -> str:
-        return codec.digest("validators", self.to_json()).hex()
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = codec.digest("validators", self.to_json()).hex()
+            object.__setattr__(self, "_hash", cached)
+        return cached

@@ -20,6 +20,7 @@ from . import codec
 from .block import Block, CommitCertificate, Header
 from .chain import ChainState, advance, check_next
 from .errors import LedgerError
+from .evidence import check_evidence
 from .genesis import Genesis
 from .identifiers import tx_identifiers
 from .membership import Membership
@@ -41,6 +42,7 @@ class Tip:
     state: ChainState
     membership: Membership
     last_commit: CommitCertificate | None
+    evidence_keys: frozenset[str]
 
 
 @dataclass
@@ -150,6 +152,7 @@ def verify_store(
     membership = genesis.membership()
     total = store.height()
     last_commit: CommitCertificate | None = None
+    evidence_keys: set[str] = set()
     for raw in store.raw_blocks():
         height = raw.height
         try:
@@ -161,7 +164,12 @@ def verify_store(
                 state.validators, chain_id=state.chain_id, height=height, block_hash=block.hash
             )
             for record in block.evidence:
-                membership.check_evidence(record, state.validators)
+                key = check_evidence(
+                    record, state.validators, chain_id=state.chain_id, max_height=height
+                ).key
+                if key in evidence_keys:
+                    raise LedgerError(f"evidence {key} was already committed")
+                evidence_keys.add(key)
             # Ids are unique by the store's primary key and each equals its body's hash.
             membership = check_txs(
                 block.txs, membership, height=height, time=block.header.time, known=_none_known
@@ -187,7 +195,7 @@ def verify_store(
     report.head_hash = state.head_hash
     report.log_size = state.log.size if state.log else 0
     report.seconds = round(time.perf_counter() - started, 3)
-    report.tip = Tip(state, membership, last_commit)
+    report.tip = Tip(state, membership, last_commit, frozenset(evidence_keys))
     return report
 
 

@@ -12,7 +12,6 @@ from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.consortium import SAMPLE_CONFIG, Consortium, ConsortiumConfig, build_consortium
 from ledger.crypto import PrivateKey
 from ledger.errors import (
-    BlockError,
     ChainMismatchError,
     IdentityError,
     NotPermittedError,
@@ -548,19 +547,3 @@ def test_m_of_n_approval_signatures_are_checked(two_of_three: Consortium) -> Non
 
 
 # -- evidence -----------------------------------------------------------------------------
-
-
-def test_duplicate_vote_evidence() -> None:
-    key = PARK.validator_keys["testing-centre-node"]
-    chain = PARK.genesis.chain_id
-
-    def vote(block_hash: str) -> dict:
-        return Vote(chain, 7, 0, "prevote", block_hash, "testing-centre-node").signed(key).to_json()
-
-    record = {"type": "duplicate_vote", "votes": [vote("aa" * 32), vote("bb" * 32)]}
-    MEMBERSHIP.check_evidence(record, MEMBERSHIP.validators)
-    with pytest.raises(BlockError, match="do not conflict"):
-        MEMBERSHIP.check_evidence(
-            {"type": "duplicate_vote", "votes": [vote("aa" * 32), vote("aa" * 32)]},
-            MEMBERSHIP.validators,
-        )
