@@ -3,6 +3,7 @@ events from the park's three cases, each signed by an organisation allowed to re
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from ledger.consortium import Consortium
@@ -19,6 +20,11 @@ CASES = (
 )
 
 
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c5d2e-8a3b-4c1d-9e7f-0a2b3c4d5e6f")
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+EXTENSION_NAMESPACE = "https://ns.parktrace.example/epcis/"
+
+
 def lot_uri(gtin13: str, lot: str) -> str:
     return f"https://id.parktrace.example/01/0{gtin13}/10/{lot}"
 
@@ -28,7 +34,9 @@ def sample_event(i: int) -> tuple[str, dict[str, Any]]:
     org, step, gtin, note = CASES[i % len(CASES)]
     lot = f"L{2026_11_00 + i // len(CASES)}"
     event = {
+        "@context": [EPCIS_CONTEXT, {"ex": EXTENSION_NAMESPACE}],
         "type": "ObjectEvent",
+        "eventID": f"urn:uuid:{uuid.uuid5(EVENT_ID_NAMESPACE, f'{org}/{i}')}",
         "eventTime": f"2026-11-{1 + i % 28:02d}T08:{i % 60:02d}:00.000+08:00",
         "eventTimeZoneOffset": "+08:00",
         "epcList": [],

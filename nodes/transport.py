@@ -121,7 +121,7 @@ class PeerNetwork:
         self._queues: dict[str, asyncio.Queue[bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._server: asyncio.Server | None = None
-        self._inbound: set[asyncio.Task[None]] = set()
+        self._inbound: set[asyncio.StreamWriter] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> int:
@@ -135,15 +135,21 @@ class PeerNetwork:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._inbound]:
-            task.cancel()
-        for task in [*self._tasks, *self._inbound]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop dialling, close every link. Inbound handlers end on their closed stream
+        (cancelling them instead makes asyncio's stream callbacks log errors)."""
         if self._server is not None:
             self._server.close()
+        for writer in list(self._inbound):
+            writer.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._server is not None:
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await asyncio.wait_for(self._server.wait_closed(), 2)
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, peer: str, message: dict[str, Any]) -> None:
@@ -197,9 +203,7 @@ class PeerNetwork:
 
     # -- receiving ---------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inbound.add(task)
+        self._inbound.add(writer)
         peer = None
         try:
             key = peer_public_key(writer)
@@ -224,5 +228,4 @@ class PeerNetwork:
             log.exception("closing link from %s after an error handling its message", peer)
         finally:
             writer.close()
-            if task is not None:
-                self._inbound.discard(task)
+            self._inbound.discard(writer)

@@ -1,0 +1,178 @@
+"""A node's configuration file (`node.toml`): who it is, where its keys, store and peers
+are, and how it batches blocks. Paths are relative to the file's own directory.
+
+    [node]
+    id = "park-committee-node"               # a validator id from genesis
+    consortium = "../consortium"             # directory written by `consortium init`
+    db = "sqlite:///node.db"                 # or postgresql://user@host/db
+    data_dir = "."                           # sign state, logs
+    key_passphrase_env = ""                  # env var holding the key passphrase, if any
+
+    [network]
+    listen = "127.0.0.1:26601"
+    [network.peers]
+    "testing-centre-node" = "127.0.0.1:26602"
+
+    [api]
+    listen = "127.0.0.1:8601"
+
+    [blocks]
+    max_txs = 2000          # a block takes at most this many transactions
+    batch_ms = 100          # a proposer waits at most this long for a fuller block
+    idle_ms = 10000         # with nothing to commit, a heartbeat block this often
+
+    [consensus]
+    timeout_propose = 3.0   # any field of nodes.consensus.config.Config
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import SchemaError
+
+from .consensus.config import Config as ConsensusConfig
+
+
+class ConfigError(SchemaError):
+    code = "bad_config"
+
+
+def _address(value: Any, what: str) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"{what}: expected host:port, got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{what}: bad port in {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    max_txs: int = 2000
+    batch_ms: int = 100
+    idle_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    id: str
+    consortium: Path
+    db: str
+    data_dir: Path
+    listen: tuple[str, int]
+    peers: dict[str, tuple[str, int]]
+    api_listen: tuple[str, int]
+    blocks: BlockConfig = field(default_factory=BlockConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    key_passphrase_env: str = ""
+    source: Path | None = None
+
+    @property
+    def key_passphrase(self) -> bytes | None:
+        if not self.key_passphrase_env:
+            return None
+        value = os.environ.get(self.key_passphrase_env)
+        if value is None:
+            raise ConfigError(f"environment variable {self.key_passphrase_env} is not set")
+        return value.encode()
+
+    @classmethod
+    def load(cls, path: str | Path) -> NodeConfig:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        return cls.from_dict(data, path.parent.resolve(), source=path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: Path, source: Path | None = None) -> NodeConfig:
+        node = data.get("node")
+        if not isinstance(node, dict):
+            raise ConfigError("missing [node] table")
+        for key in ("id", "consortium", "db"):
+            if not isinstance(node.get(key), str) or not node[key]:
+                raise ConfigError(f"[node] {key}: expected a non-empty string")
+        network = data.get("network", {})
+        peers_raw = network.get("peers", {})
+        if not isinstance(peers_raw, dict):
+            raise ConfigError('[network.peers]: expected a table of id = "host:port"')
+        db = node["db"]
+        if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
+            db = f"sqlite:///{(base / db[len('sqlite:///') :]).resolve()}"
+        blocks = data.get("blocks", {})
+        consensus = data.get("consensus", {})
+        return cls(
+            id=node["id"],
+            consortium=(base / node["consortium"]).resolve(),
+            db=db,
+            data_dir=(base / node.get("data_dir", ".")).resolve(),
+            listen=_address(network.get("listen", "127.0.0.1:26601"), "[network] listen"),
+            peers={pid: _address(a, f"[network.peers] {pid}") for pid, a in peers_raw.items()},
+            api_listen=_address(
+                data.get("api", {}).get("listen", "127.0.0.1:8601"), "[api] listen"
+            ),
+            blocks=_dataclass(BlockConfig, blocks, "[blocks]"),
+            consensus=_dataclass(ConsensusConfig, consensus, "[consensus]"),
+            key_passphrase_env=node.get("key_passphrase_env", ""),
+            source=source,
+        )
+
+
+def _dataclass(kind: type, values: Any, what: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what}: expected a table")
+    known = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{what} {key}: expected a number")
+    return kind(**values)
+
+
+def render(
+    *,
+    node_id: str,
+    consortium: str,
+    db: str,
+    listen: str,
+    peers: dict[str, str],
+    api_listen: str,
+    blocks: BlockConfig | None = None,
+    consensus: dict[str, float] | None = None,
+) -> str:
+    """The text of a node.toml (what `cluster up` writes and docker-compose mounts)."""
+    blocks = blocks or BlockConfig()
+    lines = [
+        "[node]",
+        f'id = "{node_id}"',
+        f'consortium = "{consortium}"',
+        f'db = "{db}"',
+        'data_dir = "."',
+        "",
+        "[network]",
+        f'listen = "{listen}"',
+        "",
+        "[network.peers]",
+        *[f'"{pid}" = "{addr}"' for pid, addr in sorted(peers.items())],
+        "",
+        "[api]",
+        f'listen = "{api_listen}"',
+        "",
+        "[blocks]",
+        f"max_txs = {blocks.max_txs}",
+        f"batch_ms = {blocks.batch_ms}",
+        f"idle_ms = {blocks.idle_ms}",
+    ]
+    if consensus:
+        lines += ["", "[consensus]", *[f"{k} = {v}" for k, v in sorted(consensus.items())]]
+    return "\n".join(lines) + "\n"

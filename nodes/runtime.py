@@ -1,0 +1,482 @@
+"""A consortium member's node: drives the pure consensus machine with asyncio.
+
+One driver task takes events (peer messages, timeouts, proposal values, synced blocks)
+from a single queue and feeds them to the machine one at a time, then carries out the
+actions it returns, in order, awaiting each: the sign state is on disk before any vote
+signed under it is sent, and a block is in the store before any client hears it
+committed. Everything else (peer links, the API, timers, gossip) only puts events in
+that queue, so the machine never sees two inputs at once.
+
+Heights without transactions: after a commit the node waits before starting the next
+height until a transaction is pending, a peer has moved on, or `idle_ms` passes (a
+heartbeat block). A proposer then waits at most `batch_ms` for a fuller block.
+
+Catch-up: every node announces its height each second; a node behind a peer asks it for
+the missing blocks and checks each one like any block (chain links, transactions,
+certificate) before storing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time as wallclock
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from ledger.block import Block, CommitCertificate
+from ledger.chain import ChainState, advance, build_block, check_next
+from ledger.crypto import PrivateKey
+from ledger.errors import DuplicateError, LedgerError
+from ledger.evidence import check_evidence
+from ledger.genesis import Genesis
+from ledger.membership import Membership
+from ledger.store import Store
+from ledger.timefmt import format_time, now, parse_time
+from ledger.tx import Transaction
+from ledger.validate import check_txs, select_txs
+from ledger.verify import restore_chain
+
+from .config import NodeConfig
+from .consensus import messages
+from .consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    PersistSignState,
+    RecordEvidence,
+    RequestProposal,
+    ScheduleTimeout,
+)
+from .consensus.state_machine import ConsensusState
+from .consensus.step import Step
+from .metrics import NodeMetrics
+from .service import NodeCore
+from .signstore import SignStore
+from .transport import PeerNetwork, TlsFiles
+
+log = logging.getLogger("parktrace.node")
+
+STATUS_EVERY = 1.0
+GOSSIP_EVERY = 0.02
+SYNC_BATCH_BLOCKS = 50
+SYNC_BATCH_TXS = 5000
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What checking a candidate block produced, kept so committing it does not redo it."""
+
+    log_nodes: list[tuple[int, int, bytes]]
+    membership: Membership
+
+
+class Node(NodeCore):
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        genesis = Genesis.load(config.consortium / "genesis.json")
+        entry = next((v for v, _ in genesis.validators if v.id == config.id), None)
+        if entry is None:
+            raise LedgerError(f"{config.id!r} is not a validator of chain {genesis.chain_id}")
+        self.org = entry.org
+        folder = config.consortium
+        key_path = folder / "keys" / "orgs" / entry.org / "validators" / f"{config.id}.key"
+        self.key = PrivateKey.load(key_path, config.key_passphrase)
+        if self.key.public_key != entry.public_key:
+            raise LedgerError(f"{key_path} is not the key genesis names for {config.id}")
+        self.tls = TlsFiles(
+            folder / "certs" / "orgs" / entry.org / "validators" / f"{config.id}.pem",
+            key_path,
+            folder / "certs" / "ca.pem",
+            config.key_passphrase,
+        )
+        store = Store(config.db)
+        store.bind_chain(genesis.chain_id, genesis.hash, genesis.to_json())
+        tip = restore_chain(store, genesis)
+        super().__init__(genesis, store, tip.membership)
+        self.state: ChainState = tip.state
+        self.last_commit: CommitCertificate | None = tip.last_commit
+        self.committed_evidence: set[str] = set(tip.evidence_keys)
+        self.pending_evidence: dict[str, dict[str, Any]] = {}
+        self.signstore = SignStore(config.data_dir / "signstate.json")
+        self.consensus = ConsensusState(
+            tip.state,
+            validator_id=config.id,
+            key=self.key,
+            valid=self._valid,
+            config=config.consensus,
+            evidence_committed=self.committed_evidence.__contains__,
+            sign_state=self.signstore.load(),
+        )
+        self.metrics = NodeMetrics()
+        self.metrics.height.set(self.state.height)
+        self.network = PeerNetwork(
+            config.id, self.tls, config.peers, self._identify, self._on_peer_message
+        )
+        self.peer_heights: dict[str, int] = {}
+        self.last_progress = wallclock.monotonic()
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._validated: dict[str, Validated] = {}
+        self._gossip_out: list[dict[str, Any]] = []
+        self._work = asyncio.Event()
+        self._entering: asyncio.Task[None] | None = None
+        self._proposing: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._syncing_from: str | None = None
+        self.ready = asyncio.Event()
+
+    # -- identity of peers -------------------------------------------------------------------
+    def _identify(self, public_key: bytes) -> str | None:
+        for validator in self.state.validators.validators:
+            if validator.public_key.key == public_key:
+                return validator.id
+        return None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until cancelled."""
+        host, port = self.config.listen
+        await self.network.start(host, port)
+        self._tasks = [
+            asyncio.create_task(self._announce(), name="announce"),
+            asyncio.create_task(self._gossip(), name="gossip"),
+        ]
+        log.info("node %s started at height %d", self.config.id, self.state.height)
+        self.ready.set()
+        try:
+            await self._execute(self.consensus.start())
+            while True:
+                kind, payload = await self._inbox.get()
+                await self._handle(kind, payload)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, self._entering, self._proposing]:
+            if task is not None:
+                task.cancel()
+        for task in [*self._tasks, self._entering, self._proposing]:
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks = []
+        await self.network.stop()
+        self.store.close()
+
+    # -- the driver ------------------------------------------------------------------------------
+    async def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "message":
+            await self._execute(self.consensus.on_message(payload))
+        elif kind == "timeout":
+            await self._execute(self.consensus.on_timeout(payload))
+        elif kind == "value":
+            await self._execute(self.consensus.on_proposal_value(payload))
+        elif kind == "enter":
+            if self._waiting_to_enter() and self.consensus.height == self.state.height:
+                self._entering = None
+                await self._execute(self.consensus.new_height(self.state))
+        elif kind == "synced":
+            await self._apply_synced(*payload)
+
+    def _waiting_to_enter(self) -> bool:
+        """The machine decided its height and waits for the host to start the next."""
+        return self.consensus.step is Step.COMMIT
+
+    async def _execute(self, actions: list[Action]) -> None:
+        loop = asyncio.get_running_loop()
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            if isinstance(action, PersistSignState):
+                await asyncio.to_thread(self.signstore.save, action.state)
+            elif isinstance(action, Broadcast):
+                self.network.broadcast(
+                    {"kind": "consensus", "msg": messages.encode(action.message)}
+                )
+            elif isinstance(action, ScheduleTimeout):
+                loop.call_later(action.delay, self._put, "timeout", action.timeout)
+                if action.step.label == "propose":
+                    self.metrics.rounds.inc()
+            elif isinstance(action, RequestProposal):
+                self._start_proposal(action)
+            elif isinstance(action, RecordEvidence):
+                record = action.record
+                key = check_evidence(
+                    record,
+                    self.state.validators,
+                    chain_id=self.state.chain_id,
+                    max_height=self.state.height + 1,
+                ).key
+                if key not in self.committed_evidence and key not in self.pending_evidence:
+                    self.pending_evidence[key] = record
+                    # The next proposer may be anyone: every validator must hold it.
+                    self.network.broadcast(
+                        {"kind": "consensus", "msg": messages.encode(messages.Evidence(record))}
+                    )
+            elif isinstance(action, Commit):
+                await self._commit(action.block, action.certificate)
+                self._schedule_enter()
+
+    def _put(self, kind: str, payload: Any) -> None:
+        self._inbox.put_nowait((kind, payload))
+
+    # -- blocks --------------------------------------------------------------------------------
+    def _valid(self, block: Block) -> str | None:
+        """The host's validity predicate: chain rules and every transaction's rules."""
+        if block.height != self.state.height + 1:
+            return f"block is for height {block.height}, the chain is at {self.state.height}"
+        try:
+            nodes = check_next(self.state, block)
+            membership = check_txs(
+                block.txs,
+                self.membership,
+                height=block.height,
+                time=block.header.time,
+                known=self.store.known_tx_ids,
+            )
+        except LedgerError as exc:
+            return exc.message
+        self._validated[block.hash] = Validated(nodes, membership)
+        return None
+
+    def _block_time(self) -> str:
+        floor = format_time(parse_time(self.state.head_time) + timedelta(milliseconds=1))
+        return max(now(), floor)
+
+    def _start_proposal(self, request: RequestProposal) -> None:
+        if self._proposing is not None:
+            self._proposing.cancel()
+        self._proposing = asyncio.create_task(self._propose(request))
+
+    async def _propose(self, request: RequestProposal) -> None:
+        """Wait (at most batch_ms) for a fuller block, then hand the machine a block."""
+        deadline = wallclock.monotonic() + self.config.blocks.batch_ms / 1000
+        while len(self.mempool) < self.config.blocks.max_txs and wallclock.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if self.consensus.height != request.height or self.consensus.round != request.round:
+            return
+        time = self._block_time()
+        chosen, rejected, _ = select_txs(
+            self.mempool.peek(self.config.blocks.max_txs),
+            self.membership,
+            height=request.height,
+            time=time,
+            known=self.store.known_tx_ids,
+        )
+        self.rejected(rejected)
+        evidence = list(self.pending_evidence.values())[: self.config.consensus.max_block_evidence]
+        block = build_block(
+            self.state,
+            txs=chosen,
+            time=time,
+            proposer=self.config.id,
+            last_commit=self.last_commit,
+            evidence=evidence,
+        )
+        self._put("value", block)
+
+    async def _commit(self, block: Block, certificate: CommitCertificate) -> None:
+        """Make `block` durable, then move the chain state on. Clients learn of it after."""
+        validated = self._validated.get(block.hash)
+        if validated is None:  # decided through a certificate we had not judged yet
+            problem = self._valid(block)
+            if problem is not None:
+                raise LedgerError(
+                    f"a quorum committed block {block.height} we find invalid: {problem}"
+                )
+            validated = self._validated[block.hash]
+        await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
+        self._advance(block, certificate, validated.membership)
+
+    def _advance(
+        self, block: Block, certificate: CommitCertificate, membership: Membership
+    ) -> None:
+        previous_time = self.state.head_time
+        self.state = advance(self.state, block, membership.validators)
+        self.last_commit = certificate
+        self._validated.clear()
+        for record in block.evidence:
+            key = check_evidence(
+                record,
+                self.state.last_validators or self.state.validators,
+                chain_id=self.state.chain_id,
+                max_height=block.height,
+            ).key
+            self.committed_evidence.add(key)
+            self.pending_evidence.pop(key, None)
+        self.committed(block, membership)
+        self.last_progress = wallclock.monotonic()
+        self.metrics.height.set(block.height)
+        self.metrics.mempool.set(len(self.mempool))
+        self.metrics.committed_txs.inc(len(block.txs))
+        self.metrics.last_block_time.set(parse_time(block.header.time).timestamp())
+        interval = (parse_time(block.header.time) - parse_time(previous_time)).total_seconds()
+        if block.height > 1:
+            self.metrics.block_interval.observe(max(0.0, interval))
+        log.info(
+            "committed block %d with %d txs (%s…)", block.height, len(block.txs), block.hash[:12]
+        )
+
+    def _schedule_enter(self) -> None:
+        """Start the next height once there is something to do, or after idle_ms."""
+        if self._entering is not None:
+            self._entering.cancel()
+        self._work.clear()
+        self._entering = asyncio.create_task(self._enter_when_ready())
+
+    async def _enter_when_ready(self) -> None:
+        if not len(self.mempool) and not self.pending_evidence:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), self.config.blocks.idle_ms / 1000)
+        self._put("enter", None)
+
+    # -- catch-up ------------------------------------------------------------------------------
+    async def _apply_synced(self, peer: str, items: list[dict[str, Any]]) -> None:
+        self._syncing_from = None
+        applied = 0
+        for item in items:
+            try:
+                block = Block.from_json(item["block"])
+                certificate = CommitCertificate.from_json(item["commit"])
+            except (LedgerError, KeyError, TypeError) as exc:
+                log.warning("peer %s sent a malformed block: %s", peer, exc)
+                return
+            if block.height <= self.state.height:
+                continue
+            problem = self._valid(block)
+            if problem is None:
+                try:
+                    certificate.verify(
+                        self.state.validators,
+                        chain_id=self.state.chain_id,
+                        height=block.height,
+                        block_hash=block.hash,
+                    )
+                except LedgerError as exc:
+                    problem = exc.message
+            if problem is not None:
+                log.warning("peer %s sent block %d that fails: %s", peer, block.height, problem)
+                return
+            validated = self._validated[block.hash]
+            await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
+            self._advance(block, certificate, validated.membership)
+            self.metrics.synced_blocks.inc()
+            applied += 1
+        if applied:
+            log.info("caught up %d blocks from %s, now at %d", applied, peer, self.state.height)
+            if self._entering is not None:
+                self._entering.cancel()
+                self._entering = None
+            await self._execute(self.consensus.new_height(self.state))
+
+    def _serve_blocks(self, peer: str, start: Any, end: Any) -> None:
+        if not isinstance(start, int) or not isinstance(end, int) or start < 1 or end < start:
+            return
+        items: list[dict[str, Any]] = []
+        txs = 0
+        for height in range(start, min(end, start + SYNC_BATCH_BLOCKS - 1, self.state.height) + 1):
+            block = self.store.block(height)
+            commit = self.store.commit(height)
+            if block is None or commit is None:
+                break
+            items.append({"block": block.to_json(), "commit": commit.to_json()})
+            txs += len(block.txs)
+            if txs >= SYNC_BATCH_TXS:
+                break
+        if items:
+            self.network.send(peer, {"kind": "blocks", "items": items})
+
+    def _maybe_sync(self) -> None:
+        """Ask the most advanced peer for blocks when it is ahead and we are not moving."""
+        if not self.peer_heights or self._syncing_from is not None:
+            return
+        peer, height = max(self.peer_heights.items(), key=lambda item: item[1])
+        behind = height - self.state.height
+        stalled = wallclock.monotonic() - self.last_progress > 2 * STATUS_EVERY
+        if behind >= 2 or (behind >= 1 and stalled):
+            self._syncing_from = peer
+            self.network.send(
+                peer, {"kind": "get_blocks", "from": self.state.height + 1, "to": height}
+            )
+
+    async def _announce(self) -> None:
+        while True:
+            self.network.broadcast({"kind": "status", "height": self.state.height})
+            self.metrics.peers.set(len(self.network.stats.connected))
+            self.metrics.mempool.set(len(self.mempool))
+            self._syncing_from = None if self._syncing_stale() else self._syncing_from
+            self._maybe_sync()
+            if wallclock.monotonic() - self.last_progress > 3 * STATUS_EVERY:
+                for message in self.consensus.gossip():  # help peers that lost messages
+                    self.network.broadcast({"kind": "consensus", "msg": messages.encode(message)})
+            await asyncio.sleep(STATUS_EVERY)
+
+    def _syncing_stale(self) -> bool:
+        return wallclock.monotonic() - self.last_progress > 5 * STATUS_EVERY
+
+    # -- peers ---------------------------------------------------------------------------------
+    def _on_peer_message(self, peer: str, message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        if kind == "consensus":
+            try:
+                decoded = messages.decode(message.get("msg"))
+            except LedgerError as exc:
+                log.debug("dropping a malformed consensus message from %s: %s", peer, exc)
+                return
+            if decoded.height > self.state.height:  # a peer is at the next height already
+                self._work.set()
+            self._put("message", decoded)
+        elif kind == "txs":
+            for data in message.get("txs") or ():
+                self._admit_gossiped(data)
+        elif kind == "status":
+            height = message.get("height")
+            if isinstance(height, int) and height >= 0:
+                self.peer_heights[peer] = height
+                if height > self.state.height:
+                    self._work.set()
+        elif kind == "get_blocks":
+            self._serve_blocks(peer, message.get("from"), message.get("to"))
+        elif kind == "blocks" and isinstance(message.get("items"), list):
+            self._put("synced", (peer, message["items"]))
+
+    def _admit_gossiped(self, data: Any) -> None:
+        try:
+            tx = Transaction.from_json(data)
+            NodeCore.submit(self, tx)
+        except DuplicateError:
+            return
+        except LedgerError as exc:
+            log.debug("gossiped transaction refused: %s", exc)
+            return
+        self._work.set()
+
+    # -- the API's side -----------------------------------------------------------------------
+    def submit(self, tx: Transaction):  # type: ignore[override]
+        status = super().submit(tx)
+        self._gossip_out.append(tx.to_json())
+        self._work.set()
+        return status
+
+    async def _gossip(self) -> None:
+        while True:
+            await asyncio.sleep(GOSSIP_EVERY)
+            if self._gossip_out:
+                batch, self._gossip_out = self._gossip_out[:2000], self._gossip_out[2000:]
+                self.network.broadcast({"kind": "txs", "txs": batch})
+
+    def info(self) -> dict[str, Any]:
+        """What /healthz and `cluster status` show."""
+        return {
+            "node": self.config.id,
+            "chain_id": self.genesis.chain_id,
+            "height": self.state.height,
+            "head": self.state.head_hash,
+            "last_block_time": self.state.head_time if self.state.height else None,
+            "round": self.consensus.round,
+            "mempool": len(self.mempool),
+            "peers": sorted(self.network.stats.connected),
+            "peer_heights": dict(sorted(self.peer_heights.items())),
+        }
