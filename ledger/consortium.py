@@ -54,7 +54,7 @@ from .policy import Policy
 from .timefmt import format_time
 from .tx import Transaction
 
-SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "park-consortium.toml"
+SAMPLE_CONFIG = Path(__file__).resolve().parent / "samples" / "park-consortium.toml"
 SAMPLE_SEED = b"parktrace-sample"
 
 #: The layout block of this docstring, written to DIR/README.txt.
@@ -109,7 +109,7 @@ def _string(value: Any, what: str, *, empty: bool = False) -> str:
 
 @dataclass(frozen=True)
 class ConsortiumConfig:
-    """What `consortium init` reads: see examples/park-consortium.toml for every key."""
+    """What `consortium init` reads: see ledger/samples/park-consortium.toml for every key."""
 
     chain_id: str
     ca_common_name: str
@@ -503,7 +503,7 @@ class Consortium:
 
     @classmethod
     def sample(cls, seed: bytes = SAMPLE_SEED, now: datetime | None = None) -> Consortium:
-        """The park's sample consortium (examples/park-consortium.toml) with seeded keys.
+        """The park's sample consortium (ledger/samples/park-consortium.toml) with seeded keys.
 
         Built once per (seed, now) and process; without `now` its genesis time is just
         before the first call, so transactions stamped with the current time fit in.

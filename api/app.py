@@ -1,0 +1,133 @@
+"""The HTTP API of a node: `create_app(node)` builds it over any NodeCore (the single-process
+dev node, or a consortium member's consensus runtime).
+
+Routers live in `api/routes/`, one module per area; a new area (QR codes and the
+resolver, the regulator's views) adds its module to `ROUTERS`. Everything a route needs
+is in `Services`, reached through `services(request)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from ledger.genesis import Genesis
+from nodes.service import NodeCore
+
+from . import errors
+from .auth import Identity, RequestVerifier
+from .epcis.admission import Admission
+from .epcis.capture import CaptureJobs
+from .epcis.index import EventIndex
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+API_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    #: Longest a client may block on `?wait=` (seconds).
+    max_wait: float = 60.0
+    #: Most transactions in one batch submission.
+    max_batch: int = 1000
+    #: Largest request body for batches and captures (bytes).
+    max_body_bytes: int = 32 * 1024 * 1024
+    #: Database of the event index (derived, rebuilt from the chain); None = in memory.
+    index_url: str | None = None
+    #: Organisation id -> identity this node signs `/capture`d events with, for EPCIS
+    #: clients that authenticate with HTTP message signatures but do not sign
+    #: transactions themselves (a delegated certificate of that organisation).
+    capture_signers: Mapping[str, Identity] = field(default_factory=dict)
+    #: Age limit of an RFC 9421 request signature (seconds).
+    signature_max_age: int = 300
+    #: Coroutines run for the app's lifetime (e.g. the dev node's block production).
+    background: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+
+@dataclass
+class Services:
+    node: NodeCore
+    settings: ApiSettings
+    index: EventIndex
+    admission: Admission
+    verifier: RequestVerifier
+    jobs: CaptureJobs
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.node.genesis
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+#: What a route declares to get the services: `svc: Svc`.
+Svc = Annotated[Services, Depends(services)]
+
+
+def _routers() -> list[APIRouter]:
+    from .routes import chain, epcis, transactions
+
+    return [chain.router, transactions.router, epcis.router]
+
+
+DESCRIPTION = """
+ParkTrace records supply-chain events of the park's companies on a permissioned
+consortium ledger. Producers submit transactions they sign themselves and get receipts
+that anyone holding the consortium's genesis file can verify offline; EPCIS 2.0 clients
+capture and query events through the GS1 REST binding.
+
+Errors are JSON: `{"error": code, "message": …, "status": …}`, with `field` and `rule`
+when a field is at fault. `/capture` requires an HTTP Message Signature (RFC 9421) of a
+member certificate; see docs/api.md.
+"""
+
+
+def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAPI:
+    """The API over `node`. Its event index follows the node's store from the first call."""
+    settings = settings or ApiSettings()
+    for org, identity in settings.capture_signers.items():
+        member = node.membership.member(identity.fingerprint)
+        if member is None or member.org != org:
+            raise ValueError(f"capture signer for {org!r} is not a certificate of {org!r}")
+    index = EventIndex(node.store, settings.index_url)
+    state = Services(
+        node=node,
+        settings=settings,
+        index=index,
+        admission=Admission(node, index),
+        verifier=RequestVerifier(lambda: node.membership, max_age=settings.signature_max_age),
+        jobs=CaptureJobs(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(job()) for job in settings.background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="ParkTrace API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = state
+    errors.install(app)
+    for router in _routers():
+        app.include_router(router)
+    return app

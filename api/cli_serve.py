@@ -1,0 +1,91 @@
+"""`parktrace serve --solo`: the whole consortium in one process, serving the API.
+
+For development and trying the API: one node that holds every validator key (from a
+consortium directory) and commits a block of pending transactions every
+`--block-interval` seconds. Consortium members run the consensus runtime instead,
+which mounts the same API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ledger.errors import LedgerError
+
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(2)
+
+
+def serve(
+    solo: Annotated[bool, typer.Option("--solo", help="single-process dev node")] = False,
+    consortium: Annotated[
+        Path, typer.Option("--consortium", help="consortium directory (with validator keys)")
+    ] = Path("demo-data/consortium"),
+    db: Annotated[str, typer.Option("--db", help="database URL or SQLite path")] = "node.db",
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8700,
+    block_interval: Annotated[float, typer.Option("--block-interval", min=0.001)] = 0.2,
+    capture_signer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--capture-signer",
+            help="ORG[/USER]: sign /capture'd events of ORG with this user's key (repeatable)",
+        ),
+    ] = None,
+    index_db: Annotated[
+        str | None, typer.Option("--index-db", help="event index database (default: memory)")
+    ] = None,
+    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+) -> None:
+    """Serve the API of a single-process node (--solo), committing blocks itself."""
+    import uvicorn
+
+    from ledger.consortium import Consortium
+    from ledger.store import Store
+    from nodes.solo import SoloNode
+
+    from .app import ApiSettings, create_app
+    from .auth import Identity
+
+    if not solo:
+        _fail("only --solo is available here; consortium members serve the API from their node")
+    passphrase = None
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n").encode()
+        except OSError as exc:
+            _fail(f"cannot read {passphrase_file}: {exc.strerror}")
+    try:
+        park = Consortium.load(consortium, passphrase)
+        keys = park.validator_keys
+        if len(keys) < park.genesis.validator_set().quorum:
+            _fail(f"{consortium} holds {len(keys)} validator keys; a quorum is needed for --solo")
+        signers = {}
+        for spec in capture_signer or []:
+            org, _, user = spec.partition("/")
+            signers[org] = Identity.from_consortium(consortium, org, user or None, passphrase)
+        node = SoloNode(park.genesis, keys, Store(db), block_interval=block_interval)
+        settings = ApiSettings(index_url=index_db, capture_signers=signers, background=(node.run,))
+        app = create_app(node, settings=settings)
+    except FileNotFoundError as exc:
+        _fail(f"{exc.filename} not found (is {consortium} a consortium directory?)")
+    except OSError as exc:
+        _fail(f"{getattr(exc, 'filename', '') or consortium}: {exc.strerror or exc}")
+    except (LedgerError, ValueError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+    err.print(
+        f"ParkTrace solo node for chain {park.genesis.chain_id} on http://{host}:{port} "
+        f"(height {node.height}; API docs at /docs)",
+        highlight=False,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

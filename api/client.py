@@ -1,0 +1,387 @@
+"""The ParkTrace SDK: sign locally, submit, wait, fetch receipts, capture and query EPCIS.
+
+    from api.client import ParkTraceClient
+    from api.auth import Identity
+
+    me = Identity.from_files(Path("admin.key"), Path("admin.pem"))
+    with ParkTraceClient("http://127.0.0.1:8700", identity=me) as client:
+        report = client.capture(document)                  # validate, sign, submit
+        status = client.wait(report.accepted[0].tx_id, 30)  # block until committed
+        receipt = client.receipt(status["id"])             # verify offline later
+
+The private key never leaves this process: events are validated here with the same
+rules the node applies, signed here, and sent as signed transactions. Every failure is
+raised as `ApiClientError` with the node's error code and message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ledger.errors import LedgerError
+from ledger.tx import Transaction
+
+from .auth import Identity, sign_request
+from .epcis.document import CheckedDocument, LedgerEvent, check_document
+from .epcis.records import EPCIS_TX_TYPE, payload_for
+
+DEFAULT_URL = "http://127.0.0.1:8700"
+BATCH_SIZE = 500
+
+
+class ApiClientError(Exception):
+    """The node refused a request (or could not be reached); `code` is the error code."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Accepted:
+    label: str  # where the event came from: "epcisBody.eventList[3]", "line 17"
+    event_id: str | None
+    tx_id: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    label: str
+    event_id: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class CaptureReport:
+    """What happened to each event of a capture or import."""
+
+    accepted: list[Accepted] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    committed: int = 0
+    rejected_later: list[Refused] = field(default_factory=list)
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.accepted) + len(self.refused)
+
+    def reasons(self) -> list[tuple[str, int, str]]:
+        """(error code, count, an example message), most frequent first."""
+        counts = Counter(r.code for r in self.refused + self.rejected_later)
+        example = {r.code: f"{r.label}: {r.message}" for r in self.refused + self.rejected_later}
+        return [(code, n, example[code]) for code, n in counts.most_common()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "accepted": len(self.accepted),
+            "refused": len(self.refused),
+            "committed": self.committed,
+            "rejected": len(self.rejected_later),
+            "pending": self.pending,
+            "reasons": [{"error": c, "count": n, "example": m} for c, n, m in self.reasons()],
+            "refusals": [r.__dict__ for r in self.refused + self.rejected_later][:1000],
+        }
+
+
+class ParkTraceClient:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        identity: Identity | None = None,
+        chain_id: str | None = None,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`http`: an httpx client of your own (proxies, TLS settings, tests); it is
+        used as given, with `url` ignored, and left open by `close()`."""
+        self.identity = identity
+        self._chain_id = chain_id
+        self._owned = http is None
+        self._http = http or httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> ParkTraceClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiClientError(
+                0, "unreachable", f"cannot reach {self._http.base_url}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    # -- chain and transactions --------------------------------------------------------
+    def chain(self) -> dict[str, Any]:
+        return self._json("GET", "/v1/chain")
+
+    @property
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            self._chain_id = self.chain()["chain_id"]
+        return self._chain_id
+
+    def _identity(self) -> Identity:
+        if self.identity is None:
+            raise ApiClientError(
+                0, "no_identity", "signing needs an identity (key and certificate)"
+            )
+        return self.identity
+
+    def sign(self, tx_type: str, payload: dict[str, Any]) -> Transaction:
+        """A transaction signed with this client's identity, for this node's chain."""
+        return self._identity().sign_tx(self.chain_id, tx_type, payload)
+
+    def submit(self, tx: Transaction, *, wait: float = 0) -> dict[str, Any]:
+        """Submit a signed transaction; with `wait`, block until it commits (or times out)."""
+        accepted = self._json(
+            "POST", "/v1/transactions", content=_dumps(tx.to_json()), headers=_JSON
+        )
+        return self.wait(accepted["id"], wait) if wait > 0 else accepted
+
+    def submit_batch(self, txs: list[Transaction], *, atomic: bool = False) -> dict[str, Any]:
+        body = {"transactions": [tx.to_json() for tx in txs], "atomic": atomic}
+        return self._json("POST", "/v1/transactions/batch", content=_dumps(body), headers=_JSON)
+
+    def status(self, tx_id: str, *, wait: float = 0) -> dict[str, Any]:
+        return self._json("GET", f"/v1/transactions/{tx_id}", params={"wait": wait})
+
+    def wait(self, tx_id: str, timeout: float) -> dict[str, Any]:
+        """Block until `tx_id` is committed or rejected, or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            status = self.status(tx_id, wait=min(left, 60.0))
+            if status["state"] != "pending" or left <= 0:
+                return status
+
+    def statuses(self, tx_ids: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(tx_ids), 1000):
+            body = {"ids": tx_ids[start : start + 1000]}
+            out += self._json("POST", "/v1/transactions/status", json=body)["statuses"]
+        return out
+
+    def receipt(self, tx_id: str) -> bytes:
+        """The receipt of a committed transaction, as the canonical bytes to keep."""
+        return self._request("GET", f"/v1/transactions/{tx_id}/receipt").content
+
+    # -- EPCIS -------------------------------------------------------------------------
+    def capture(
+        self,
+        document: dict[str, Any] | CheckedDocument,
+        *,
+        behaviour: str = "rollback",
+        labels: list[str] | None = None,
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> CaptureReport:
+        """Validate an EPCIS document here, sign each event here, submit them.
+
+        rollback: if any event is invalid or refused, nothing is recorded (the node
+        checks every batch all-or-nothing; with more than `batch_size` events, earlier
+        batches stay recorded). proceed: the valid events are recorded, the others
+        reported. `labels` name the events in the report (default: their JSON path).
+        """
+        checked = document if isinstance(document, CheckedDocument) else check_document(document)
+        report = CaptureReport()
+        label = (lambda i, path: labels[i]) if labels else (lambda i, path: path)
+        for index, error in checked.rejected:
+            path = error.problems[0].path if getattr(error, "problems", None) else str(index)
+            report.refused.append(Refused(label(index, path), None, error.code, error.message))
+        if behaviour == "rollback" and report.refused:
+            if progress:
+                progress(checked.total)
+            return report
+        if progress and report.refused:
+            progress(len(report.refused))
+        signed: list[tuple[LedgerEvent, Transaction]] = []
+        for event in checked.events:
+            try:
+                signed.append((event, self.sign(EPCIS_TX_TYPE, payload_for(event.event))))
+            except LedgerError as exc:  # e.g. an event too large for one transaction
+                where = label(event.index, event.path)
+                report.refused.append(
+                    Refused(where, event.event.get("eventID"), exc.code, exc.message)
+                )
+        if behaviour == "rollback" and report.refused:
+            if progress:
+                progress(checked.total - len(checked.rejected))
+            return report
+        for start in range(0, len(signed), batch_size):
+            chunk = signed[start : start + batch_size]
+            events = [e for e, _ in chunk]
+            self._submit_chunk(
+                events, [tx for _, tx in chunk], report, behaviour == "rollback", label
+            )
+            if progress:
+                progress(len(chunk))
+        if progress and len(signed) < len(checked.events):
+            progress(len(checked.events) - len(signed))
+        return report
+
+    def _submit_chunk(
+        self,
+        chunk: list[LedgerEvent],
+        txs: list[Transaction],
+        report: CaptureReport,
+        atomic: bool,
+        label: Callable[[int, str], str],
+    ) -> None:
+        try:
+            result = self.submit_batch(txs, atomic=atomic)
+        except ApiClientError as exc:
+            if not atomic or exc.status in (0, 503) or exc.code == "unreachable":
+                raise
+            for e in chunk:
+                report.refused.append(
+                    Refused(label(e.index, e.path), e.event["eventID"], exc.code, exc.message)
+                )
+            return
+        for item in result["results"]:
+            e = chunk[item["index"]]
+            where = label(e.index, e.path)
+            if item["state"] == "pending":
+                report.accepted.append(Accepted(where, e.event.get("eventID"), item["id"]))
+            else:
+                report.refused.append(
+                    Refused(where, e.event.get("eventID"), item["error"], item["message"])
+                )
+
+    def follow(self, report: CaptureReport, timeout: float) -> CaptureReport:
+        """Wait up to `timeout` seconds for the accepted transactions to commit; count them."""
+        if report.accepted:
+            self.wait(report.accepted[-1].tx_id, timeout)
+        by_id = {a.tx_id: a for a in report.accepted}
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.statuses(list(by_id))
+            pending = [s for s in states if s["state"] == "pending"]
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        report.committed = sum(s["state"] == "committed" for s in states)
+        report.pending = len(pending)
+        report.rejected_later = [
+            Refused(
+                by_id[s["id"]].label,
+                by_id[s["id"]].event_id,
+                s.get("error") or "rejected",
+                s.get("reason") or "",
+            )
+            for s in states
+            if s["state"] == "rejected"
+        ]
+        return report
+
+    def capture_http(
+        self, document: bytes | dict[str, Any], *, behaviour: str = "rollback"
+    ) -> dict[str, Any]:
+        """POST /capture as a plain EPCIS client: the request is signed (RFC 9421) with
+        this client's identity, and the node records the events with the capture
+        certificate the organisation delegated to it. Returns the capture job."""
+        body = document if isinstance(document, bytes) else _dumps(document)
+        request = self._http.build_request(
+            "POST",
+            "/capture",
+            content=body,
+            headers={
+                "Content-Type": "application/ld+json",
+                "GS1-Capture-Error-Behaviour": behaviour,
+            },
+        )
+        sign_request(request, self._identity(), body)
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise ApiClientError(
+                0, "unreachable", f"cannot reach {self._http.base_url}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json()
+
+    def capture_job(self, capture_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/capture/{quote(capture_id, safe='')}")
+
+    def events(self, **params: str | int) -> dict[str, Any]:
+        """One page of an EPCIS query (parameters as in the EPCIS REST binding)."""
+        return self._json("GET", "/events", params={k: str(v) for k, v in params.items()})
+
+    def iter_events(self, **params: str | int) -> Iterator[dict[str, Any]]:
+        """Every event matching the query, following the pages."""
+        query: dict[str, str] = {k: str(v) for k, v in params.items()}
+        while True:
+            response = self._request("GET", "/events", params=query)
+            yield from response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            token = _next_token(response.headers.get("link"))
+            if token is None:
+                return
+            query = {"nextPageToken": token, "perPage": query.get("perPage", "30")}
+
+    def history(self, identifier: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/products/{quote(identifier, safe='')}/history")
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _error(response: httpx.Response) -> ApiClientError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "error" in body:
+        return ApiClientError(response.status_code, body["error"], body.get("message", ""), body)
+    text = response.text.strip()[:200] or response.reason_phrase
+    return ApiClientError(response.status_code, f"http_{response.status_code}", text, body)
+
+
+def _next_token(link: str | None) -> str | None:
+    if not link or 'rel="next"' not in link:
+        return None
+    target = link.split(">", 1)[0].lstrip("<")
+    query = httpx.URL(target).params
+    return query.get("nextPageToken")
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

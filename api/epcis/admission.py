@@ -1,0 +1,140 @@
+"""Admission of transactions through the API: the node's own rules, plus what the API
+adds for EPCIS events — the event is valid EPCIS 2.0 / CBV 2.0, and its eventID is not
+already recorded or pending (a second capture of the same event is a duplicate, 409).
+
+Work is split by thread: `prepare` (parsing, EPCIS validation, hash IDs) is pure and
+runs off the event loop; `admit` touches the node's mempool and runs on the loop, like
+the node's block production, so the two never race.
+
+Limit: eventID uniqueness is checked against the committed chain and this node's own
+pending transactions. Two nodes admitting the same event at the same moment could both
+commit it; making eventID uniqueness a ledger rule would close that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ledger.errors import DuplicateError, LedgerError
+from ledger.timefmt import now
+from ledger.tx import Transaction
+from nodes.service import NodeCore, TxStatus
+
+from .index import EventIndex
+from .problems import relabel
+from .records import EPCIS_TX_TYPE, check_payload, event_id_of
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One transaction checked off the loop, or why it cannot be admitted."""
+
+    index: int
+    tx: Transaction | None
+    event_id: str | None = None
+    error: LedgerError | None = None
+
+
+def prepare_one(index: int, tx: Transaction, where: str = "") -> Prepared:
+    """Check what the API adds to the node's rules; `where` prefixes error paths."""
+    try:
+        event_id = None
+        if tx.type == EPCIS_TX_TYPE:
+            event_id = event_id_of(check_payload(tx.payload, "body.payload"))
+        return Prepared(index, tx, event_id)
+    except LedgerError as exc:
+        return Prepared(index, tx, None, relabel(exc, where) if where else exc)
+
+
+def prepare_json(items: Iterable[Any], base: str = "transactions") -> list[Prepared]:
+    """Parse envelopes (already-decoded JSON) and check their EPCIS payloads."""
+    prepared = []
+    for i, item in enumerate(items):
+        where = f"{base}[{i}]"
+        try:
+            tx = Transaction.from_json(item)
+        except LedgerError as exc:
+            prepared.append(Prepared(i, None, None, relabel(exc, where)))
+            continue
+        prepared.append(prepare_one(i, tx, where))
+    return prepared
+
+
+class Admission:
+    def __init__(self, node: NodeCore, index: EventIndex) -> None:
+        self.node = node
+        self.index = index
+        self._pending: dict[str, str] = {}  # eventID -> id of the pending tx recording it
+
+    async def recorded(self, prepared: list[Prepared]) -> dict[str, str]:
+        """eventID -> committed tx id, for the prepared events already on the chain."""
+        ids = [p.event_id for p in prepared if p.event_id is not None and p.error is None]
+        if not ids:
+            return {}
+        return await anyio.to_thread.run_sync(self.index.known_event_ids, ids)
+
+    def _duplicate(self, event_id: str, recorded: dict[str, str], batch: set[str]) -> None:
+        if event_id in recorded:
+            raise DuplicateError(
+                f"EPCIS event {event_id} is already recorded (transaction {recorded[event_id]})"
+            )
+        if event_id in batch:
+            raise DuplicateError(f"EPCIS event {event_id} appears twice in this submission")
+        tx_id = self._pending.get(event_id)
+        if tx_id is not None:
+            if tx_id in self.node.mempool:
+                raise DuplicateError(
+                    f"EPCIS event {event_id} is already pending (transaction {tx_id})"
+                )
+            del self._pending[event_id]  # committed (the index knows) or rejected
+
+    def precheck(self, items: list[Prepared], recorded: dict[str, str]) -> None:
+        """Raise the first reason any of `items` would be refused, changing nothing."""
+        batch: set[str] = set()
+        height = self.node.height + 1
+        time = now()
+        free = self.node.mempool.capacity - len(self.node.mempool)
+        if len(items) > free:
+            from nodes.mempool import MempoolFullError
+
+            raise MempoolFullError(f"the node has room for {free} more pending transactions")
+        for item in items:
+            try:
+                if item.error is not None:
+                    raise item.error
+                assert item.tx is not None
+                if item.event_id is not None:
+                    self._duplicate(item.event_id, recorded, batch)
+                    batch.add(item.event_id)
+                if item.tx.id in self.node.mempool or self.node.store.known_tx_ids([item.tx.id]):
+                    raise DuplicateError(
+                        f"transaction {item.tx.id} is already pending or committed"
+                    )
+                self.node.membership.check_tx(item.tx, height, time)
+            except LedgerError as exc:
+                if exc is item.error:
+                    raise
+                raise relabel(exc, f"transactions[{item.index}]") from None
+
+    def admit(self, item: Prepared, recorded: dict[str, str], batch: set[str]) -> TxStatus:
+        """Submit one prepared transaction to the node (on the event loop)."""
+        if item.error is not None:
+            raise item.error
+        assert item.tx is not None
+        if item.event_id is not None:
+            self._duplicate(item.event_id, recorded, batch)
+        status = self.node.submit(item.tx)
+        if item.event_id is not None:
+            self._pending[item.event_id] = item.tx.id
+            batch.add(item.event_id)
+        if len(self._pending) > 2 * max(len(self.node.mempool), 1000):
+            self._prune()
+        return status
+
+    def _prune(self) -> None:
+        mempool = self.node.mempool
+        self._pending = {e: t for e, t in self._pending.items() if t in mempool}

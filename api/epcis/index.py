@@ -1,0 +1,387 @@
+"""The API's read model: EPCIS events and membership changes of the committed chain,
+indexed for queries (by EPC, class, bizStep, time, location, disposition, eventID).
+
+It is derived data, never a source of truth: it follows the node's store block by block
+(`sync`) and can be rebuilt from it at any time, which is why it lives in its own
+database (in memory unless configured) instead of in the ledger's schema. Identifiers
+are indexed in GS1's canonical Digital Link form when they have one, so
+'urn:epc:id:sgtin:0614141.107346.2017' and its Digital Link URI find the same events.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from epcis_event_hash_generator.dl_normaliser import normaliser
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.pool import StaticPool
+
+from ledger.identity import Credential
+from ledger.membership import MEMBERSHIP_TYPES
+from ledger.policy import EPCIS_TX_TYPE
+from ledger.store import Store
+
+from ..receipts import MembershipChange
+from . import cbv
+from .records import event_id_of
+from .rules import parse_timestamp
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+metadata = MetaData()
+
+meta = Table(
+    "api_index_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+events = Table(
+    "api_events",
+    metadata,
+    Column("log_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("tx_id", String(64), nullable=False, unique=True),
+    Column("height", BigInteger, nullable=False),
+    Column("signer", String(64), nullable=False),
+    Column("event_id", String(1024), index=True),
+    Column("event_type", String(64), nullable=False, index=True),
+    Column("event_time_us", BigInteger, nullable=False, index=True),
+    Column("record_time", String(24), nullable=False),
+    Column("record_time_us", BigInteger, nullable=False, index=True),
+    Column("action", String(16)),
+    Column("biz_step", String(1024), index=True),
+    Column("disposition", String(1024), index=True),
+    Column("read_point", String(1024), index=True),
+    Column("biz_location", String(1024), index=True),
+    Column("transformation_id", String(1024), index=True),
+    Column("error_declaration", Boolean, nullable=False),
+    Column("event", Text, nullable=False),
+)
+identifiers = Table(
+    "api_event_identifiers",
+    metadata,
+    Column("identifier", String(1024), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("log_index", BigInteger, primary_key=True, autoincrement=False),
+)
+membership_txs = Table(
+    "api_membership_txs",
+    metadata,
+    Column("log_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("tx_id", String(64), nullable=False),
+    Column("height", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("certificates", Text, nullable=False),  # fingerprints it adds, JSON list
+)
+Index("ix_api_event_identifiers_log", identifiers.c.log_index)
+
+#: Where an identifier appears in an event, by role.
+EPC_ROLES = {
+    "epcList": "epc",
+    "childEPCs": "epc",
+    "inputEPCList": "input",
+    "outputEPCList": "output",
+}
+CLASS_ROLES = {
+    "quantityList": "class",
+    "childQuantityList": "class",
+    "inputQuantityList": "input_class",
+    "outputQuantityList": "output_class",
+}
+
+
+def canonical_identifier(value: str) -> str:
+    """GS1 canonical Digital Link form of an EPC/class/location URI, else the value."""
+    try:
+        return normaliser(value) or value
+    except Exception:  # the normaliser is a heuristic parser; unknown forms stay as given
+        return value
+
+
+def micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def time_micros(text: str) -> int | None:
+    moment = parse_timestamp(text)
+    return None if moment is None else micros(moment)
+
+
+@dataclass(frozen=True)
+class IndexedEvent:
+    log_index: int
+    tx_id: str
+    height: int
+    signer: str
+    record_time: str
+    event_id: str | None
+    event: dict[str, Any]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _event_row(event: dict[str, Any]) -> dict[str, Any]:
+    """The indexed columns of one recorded event."""
+
+    def location(key: str) -> str | None:
+        value = event.get(key)
+        ident = _text(value.get("id")) if isinstance(value, dict) else None
+        return canonical_identifier(ident) if ident else None
+
+    step, disposition = _text(event.get("bizStep")), _text(event.get("disposition"))
+    return {
+        "event_id": _event_id(event),
+        "event_type": str(event.get("type", ""))[:64],
+        "event_time_us": time_micros(event.get("eventTime", "")) or 0,
+        "action": _text(event.get("action")),
+        "biz_step": cbv.normalize(step, cbv.BIZ_STEP) if step else None,
+        "disposition": cbv.normalize(disposition, cbv.DISPOSITION) if disposition else None,
+        "read_point": location("readPoint"),
+        "biz_location": location("bizLocation"),
+        "transformation_id": _text(event.get("transformationID")),
+        "error_declaration": isinstance(event.get("errorDeclaration"), dict),
+    }
+
+
+def _event_id(event: dict[str, Any]) -> str | None:
+    """The eventID, or the GS1 hash ID of an event recorded without one."""
+    try:
+        return event_id_of(event)
+    except Exception:  # committed events are valid; a failure only loses this entry
+        return None
+
+
+def event_identifiers(event: dict[str, Any]) -> set[tuple[str, str]]:
+    """(canonical identifier, role) pairs naming what an event is about."""
+    found: set[tuple[str, str]] = set()
+    parent = event.get("parentID")
+    if isinstance(parent, str):
+        found.add((canonical_identifier(parent), "parent"))
+    for key, role in EPC_ROLES.items():
+        for epc in event.get(key) or ():
+            if isinstance(epc, str):
+                found.add((canonical_identifier(epc), role))
+    for key, role in CLASS_ROLES.items():
+        for item in event.get(key) or ():
+            if isinstance(item, dict) and isinstance(item.get("epcClass"), str):
+                found.add((canonical_identifier(item["epcClass"]), role))
+    return {(i, r) for i, r in found if len(i) <= 1024}
+
+
+def _added_certificates(tx_type: str, payload: dict[str, Any]) -> list[str]:
+    """Fingerprints of the certificates a membership change registers."""
+    change = payload.get("change") if isinstance(payload, dict) else None
+    pems: list[str] = []
+    if isinstance(change, dict):
+        org = change.get("organization")
+        if isinstance(org, dict):
+            pems += [p for p in org.get("certificates") or () if isinstance(p, str)]
+        if isinstance(change.get("new_certificate"), str):
+            pems.append(change["new_certificate"])
+        for entry in change.get("validators") or ():
+            if isinstance(entry, dict) and isinstance(entry.get("certificate"), str):
+                pems.append(entry["certificate"])
+    found = []
+    for pem in pems:
+        try:
+            found.append(Credential.from_pem(pem).fingerprint)
+        except Exception:  # committed, so valid; a parse failure only loses an index entry
+            continue
+    return found
+
+
+class EventIndex:
+    """Follows one node's store; every read first catches up with the store's head."""
+
+    def __init__(self, store: Store, url: str | None = None) -> None:
+        self.store = store
+        self.engine = _engine(url)
+        metadata.create_all(self.engine)
+        self._lock = threading.RLock()
+        self._height = self._stored_height()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    def _stored_height(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.scalar(select(meta.c.value).where(meta.c.key == "height"))
+        return int(value) if value else 0
+
+    # -- following the chain -----------------------------------------------------------
+    def sync(self) -> int:
+        """Index every block the store has committed since the last call; the new height."""
+        with self._lock:
+            head = self.store.height()
+            if head <= self._height:
+                return self._height
+            for raw in self.store.raw_blocks(self._height + 1, head):
+                self._index_block(raw)
+            return self._height
+
+    def _index_block(self, raw: Any) -> None:
+        header = json.loads(raw.header)
+        record_time = header["time"]
+        record_us = time_micros(record_time) or 0
+        event_rows, ident_rows, member_rows = [], [], []
+        for t in raw.txs:
+            if t.type != EPCIS_TX_TYPE and t.type not in MEMBERSHIP_TYPES:
+                continue
+            body = json.loads(t.envelope)["body"]
+            payload = body.get("payload") or {}
+            if t.type in MEMBERSHIP_TYPES:
+                member_rows.append(
+                    {
+                        "log_index": t.log_index,
+                        "tx_id": t.id.hex(),
+                        "height": t.height,
+                        "type": t.type,
+                        "certificates": json.dumps(_added_certificates(t.type, payload)),
+                    }
+                )
+                continue
+            event = payload.get("event")
+            if not isinstance(event, dict):
+                continue
+            event_rows.append(
+                {
+                    "log_index": t.log_index,
+                    "tx_id": t.id.hex(),
+                    "height": t.height,
+                    "signer": t.signer,
+                    "record_time": record_time,
+                    "record_time_us": record_us,
+                    "event": json.dumps(event, ensure_ascii=False, separators=(",", ":")),
+                    **_event_row(event),
+                }
+            )
+            ident_rows += [
+                {"identifier": i, "role": r, "log_index": t.log_index}
+                for i, r in sorted(event_identifiers(event))
+            ]
+        with self.engine.begin() as conn:
+            if event_rows:
+                conn.execute(insert(events), event_rows)
+            if ident_rows:
+                conn.execute(insert(identifiers), ident_rows)
+            if member_rows:
+                conn.execute(insert(membership_txs), member_rows)
+            _set_meta(conn, "height", str(raw.height))
+        self._height = raw.height
+
+    # -- reads ---------------------------------------------------------------------------
+    def run(self, statement: Any) -> list[Any]:
+        """Execute a read (after catching up) and return its rows."""
+        with self._lock:
+            self.sync()
+            with self.engine.connect() as conn:
+                return list(conn.execute(statement))
+
+    def known_event_ids(self, event_ids: Iterable[str]) -> dict[str, str]:
+        """eventID -> id of the committed transaction that recorded it, for those known."""
+        wanted = sorted(set(event_ids))
+        found: dict[str, str] = {}
+        for chunk in _chunks(wanted, 500):
+            rows = self.run(
+                select(events.c.event_id, events.c.tx_id).where(events.c.event_id.in_(chunk))
+            )
+            found.update({r[0]: r[1] for r in rows})
+        return found
+
+    def by_log_index(self, log_indexes: Iterable[int]) -> list[IndexedEvent]:
+        wanted = sorted(set(log_indexes))
+        rows: list[Any] = []
+        for chunk in _chunks(wanted, 500):
+            rows += self.run(select(events).where(events.c.log_index.in_(chunk)))
+        return [to_indexed(r) for r in sorted(rows, key=lambda r: r.log_index)]
+
+    def membership_changes(self, before_height: int) -> list[MembershipChange]:
+        """Membership transactions committed below `before_height`, in ledger order."""
+        rows = self.run(
+            select(membership_txs)
+            .where(membership_txs.c.height < before_height)
+            .order_by(membership_txs.c.log_index)
+        )
+        return [
+            MembershipChange(
+                r.tx_id, r.height, r.log_index, r.type, tuple(json.loads(r.certificates))
+            )
+            for r in rows
+        ]
+
+    def count(self) -> int:
+        return self.run(select(func.count()).select_from(events))[0][0]
+
+
+def to_indexed(row: Any) -> IndexedEvent:
+    return IndexedEvent(
+        row.log_index,
+        row.tx_id,
+        row.height,
+        row.signer,
+        row.record_time,
+        row.event_id,
+        json.loads(row.event),
+    )
+
+
+def _set_meta(conn: Any, key: str, value: str) -> None:
+    existing = conn.scalar(select(meta.c.key).where(meta.c.key == key))
+    if existing is None:
+        conn.execute(insert(meta).values(key=key, value=value))
+    else:
+        conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+
+
+def _engine(url: str | None) -> Engine:
+    if not url or url in ("sqlite://", ":memory:"):
+        return create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    from ledger.store.store import make_engine
+
+    return make_engine(url)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+__all__ = [
+    "CLASS_ROLES",
+    "EPC_ROLES",
+    "EventIndex",
+    "IndexedEvent",
+    "canonical_identifier",
+    "event_identifiers",
+    "events",
+    "identifiers",
+    "micros",
+    "time_micros",
+    "to_indexed",
+]

@@ -1,0 +1,296 @@
+"""Signed transactions in, statuses and receipts out.
+
+Clients sign locally (the SDK and CLI do); the node checks a transaction against the
+same rules a block applies and answers at once: 202 when it is admitted, 4xx with the
+reason when it could never commit, 409 for a duplicate or replay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from ledger.errors import LedgerError
+from ledger.tx import Transaction
+from nodes.service import TxStatus
+
+from ..app import Services, Svc
+from ..epcis.admission import Prepared, prepare_json, prepare_one
+from ..epcis.document import parse_json
+from ..errors import ApiError, body_of, error_responses, status_of
+from ..receipts import build_receipt, receipt_bytes
+from . import read_body
+
+router = APIRouter(tags=["Transactions"])
+
+TX_ID = r"^[0-9a-f]{64}$"
+MAX_TX_BODY = 256 * 1024
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A transaction signed by its author (see ledger/tx.py)",
+    "required": ["body", "signature"],
+    "additionalProperties": False,
+    "properties": {
+        "body": {
+            "type": "object",
+            "required": ["chain_id", "type", "payload", "signer", "timestamp", "nonce"],
+            "additionalProperties": False,
+            "properties": {
+                "chain_id": {"type": "string", "example": "parktrace-park-1"},
+                "type": {"type": "string", "example": "epcis.event"},
+                "payload": {"type": "object", "description": '{"event": <EPCIS 2.0 event>}'},
+                "signer": {"type": "string", "description": "certificate fingerprint (hex)"},
+                "timestamp": {"type": "string", "example": "2026-11-22T08:30:00.000Z"},
+                "nonce": {"type": "string", "description": "16 random bytes, base64"},
+            },
+        },
+        "signature": {
+            "type": "object",
+            "required": ["scheme", "value"],
+            "additionalProperties": False,
+            "properties": {
+                "scheme": {"type": "string", "example": "ed25519"},
+                "value": {"type": "string", "description": "base64 signature of the body"},
+            },
+        },
+    },
+}
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["transactions"],
+    "additionalProperties": False,
+    "properties": {
+        "transactions": {"type": "array", "items": ENVELOPE_SCHEMA, "maxItems": 1000},
+        "atomic": {
+            "type": "boolean",
+            "default": False,
+            "description": "all or nothing: refuse the whole batch if any item would be refused",
+        },
+    },
+}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+class Accepted(BaseModel):
+    id: str = Field(description="transaction id (hex SHA-256 of the signed body)")
+    state: Literal["pending"] = "pending"
+    status_url: str = Field(description="where to follow it (add ?wait=SECONDS to block)")
+
+
+class TxStatusOut(BaseModel):
+    id: str
+    state: Literal["pending", "committed", "rejected"]
+    height: int | None = Field(None, description="block height, once committed")
+    reason: str | None = Field(None, description="why it was rejected")
+    error: str | None = Field(None, description="error code of the rejection")
+    receipt: dict[str, Any] | None = Field(
+        None, description="proof of inclusion, verifiable offline with the genesis file"
+    )
+
+
+class BatchItem(BaseModel):
+    index: int
+    id: str | None = None
+    state: Literal["pending", "refused"]
+    error: str | None = None
+    message: str | None = None
+    field: str | None = None
+    status: int | None = Field(None, description="the HTTP status this item alone would get")
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    refused: int
+    results: list[BatchItem]
+
+
+class StatusQuery(BaseModel):
+    ids: list[str] = Field(max_length=1000, description="transaction ids (hex)")
+
+
+class StatusEntry(BaseModel):
+    id: str
+    state: Literal["pending", "committed", "rejected", "unknown"]
+    height: int | None = None
+    reason: str | None = None
+    error: str | None = None
+
+
+class StatusList(BaseModel):
+    statuses: list[StatusEntry]
+
+
+def _status_out(status: TxStatus) -> dict[str, Any]:
+    return {
+        "id": status.id,
+        "state": status.state,
+        "height": status.height,
+        "reason": status.reason,
+        "error": status.error,
+    }
+
+
+@router.post(
+    "/v1/transactions",
+    summary="Submit a signed transaction",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(400, 403, 409, 413, 415, 503),
+    openapi_extra=_json_body(ENVELOPE_SCHEMA),
+)
+async def submit(svc: Svc, request: Request, response: Response):
+    """Admit one transaction signed by its author. The node checks the signature, the
+    signer's certificate and the write policy now, and for an `epcis.event` the EPCIS 2.0
+    rules and that its eventID is not already recorded: a transaction that could never
+    commit is refused with the reason. Duplicates and replays answer 409."""
+    raw = await read_body(request, MAX_TX_BODY)
+    tx = Transaction.from_json(parse_json(raw, "transaction"))
+    item = await anyio.to_thread.run_sync(prepare_one, 0, tx)
+    recorded = await svc.admission.recorded([item])
+    svc.admission.admit(item, recorded, set())
+    url = f"/v1/transactions/{tx.id}"
+    response.headers["Location"] = url
+    return Accepted(id=tx.id, status_url=url)
+
+
+@router.post(
+    "/v1/transactions/batch",
+    summary="Submit many signed transactions (bulk loads)",
+    response_model=BatchOut,
+    responses=error_responses(400, 403, 409, 413, 415, 503),
+    openapi_extra=_json_body(BATCH_SCHEMA),
+)
+async def submit_batch(svc: Svc, request: Request) -> BatchOut:
+    """Admit up to `max_batch` transactions in one request. Each item is judged on its
+    own and gets its result (`pending`, or `refused` with the error); with `atomic`, one
+    refusal refuses the whole batch (answered with that item's status) and nothing is
+    admitted."""
+    raw = await read_body(request, svc.settings.max_body_bytes)
+    data = parse_json(raw, "batch")
+    if not isinstance(data, dict) or not isinstance(data.get("transactions"), list):
+        raise ApiError("schema_error", 'batch: expected {"transactions": [<envelope>, ...]}')
+    extra = sorted(set(data) - {"transactions", "atomic"})
+    if extra:
+        raise ApiError("schema_error", f"batch: unknown field(s) {', '.join(extra)}")
+    atomic = data.get("atomic", False)
+    if not isinstance(atomic, bool):
+        raise ApiError("schema_error", "batch.atomic: expected true or false")
+    items = data["transactions"]
+    if len(items) > svc.settings.max_batch:
+        raise ApiError("too_large", f"batch of {len(items)}; at most {svc.settings.max_batch}")
+    prepared: list[Prepared] = await anyio.to_thread.run_sync(prepare_json, items)
+    recorded = await svc.admission.recorded(prepared)
+    if atomic:
+        svc.admission.precheck(prepared, recorded)
+    results, batch = [], set()
+    for item in prepared:
+        try:
+            svc.admission.admit(item, recorded, batch)
+            results.append(BatchItem(index=item.index, id=item.tx.id, state="pending"))
+        except LedgerError as exc:
+            body = body_of(exc)
+            results.append(
+                BatchItem(
+                    index=item.index,
+                    id=item.tx.id if item.tx else None,
+                    state="refused",
+                    error=exc.code,
+                    message=exc.message,
+                    field=body.get("field"),
+                    status=status_of(exc),
+                )
+            )
+    accepted = sum(r.state == "pending" for r in results)
+    return BatchOut(accepted=accepted, refused=len(results) - accepted, results=results)
+
+
+@router.post(
+    "/v1/transactions/status",
+    summary="States of many transactions",
+    response_model=StatusList,
+    responses=error_responses(400),
+)
+async def statuses(svc: Svc, query: StatusQuery) -> dict[str, Any]:
+    """pending, committed, rejected (with the reason) or unknown, for each id given."""
+    node = svc.node
+    known = await anyio.to_thread.run_sync(
+        node.store.known_tx_ids, [i for i in query.ids if _is_id(i) and i not in node.mempool]
+    )
+    out = []
+    for tx_id in query.ids:
+        if tx_id in known:
+            out.append({"id": tx_id, "state": "committed"})
+        elif _is_id(tx_id):
+            out.append(_status_out(node.status(tx_id)))
+        else:
+            out.append({"id": tx_id, "state": "unknown"})
+    return {"statuses": out}
+
+
+def _is_id(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _receipt(svc: Services, tx_id: str) -> dict[str, Any] | None:
+    stored = svc.node.store.tx(tx_id)
+    if stored is None:
+        return None
+    changes = svc.index.membership_changes(stored.height)
+    return build_receipt(svc.node.store, svc.genesis, tx_id, changes)
+
+
+@router.get(
+    "/v1/transactions/{tx_id}",
+    summary="State of a transaction, with its receipt once committed",
+    response_model=TxStatusOut,
+    response_model_exclude_none=True,
+    responses=error_responses(404),
+)
+async def status(
+    svc: Svc,
+    tx_id: str = Path(pattern=TX_ID, description="transaction id (64 hex digits)"),
+    wait: float = Query(
+        0, ge=0, le=600, description="block up to this many seconds until committed or rejected"
+    ),
+) -> dict[str, Any]:
+    """`pending`, `committed` (with a receipt: the transaction, its block header, the commit
+    certificate and inclusion proofs in the block and in the whole-ledger log) or
+    `rejected` (with the reason). `wait` long-polls, capped by the node's setting."""
+    current = await svc.node.wait(tx_id, min(wait, svc.settings.max_wait))
+    if current.state == "unknown":
+        raise ApiError("not_found", f"transaction {tx_id} is not known to this node")
+    out = _status_out(current)
+    if current.state == "committed":
+        out["receipt"] = await anyio.to_thread.run_sync(_receipt, svc, tx_id)
+    return out
+
+
+@router.get(
+    "/v1/transactions/{tx_id}/receipt",
+    summary="The receipt of a committed transaction (canonical JSON, save it as a file)",
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "The receipt",
+        },
+        **error_responses(404),
+    },
+)
+async def receipt(
+    svc: Svc,
+    tx_id: str = Path(pattern=TX_ID, description="transaction id (64 hex digits)"),
+) -> Response:
+    """Verify it offline with `parktrace receipt verify RECEIPT.json --genesis genesis.json`."""
+    data = await anyio.to_thread.run_sync(_receipt, svc, tx_id)
+    if data is None:
+        state = svc.node.status(tx_id).state
+        detail = "is not committed yet" if state == "pending" else f"is {state}"
+        raise ApiError("not_found", f"transaction {tx_id} {detail}: there is no receipt")
+    return Response(receipt_bytes(data), media_type="application/json")
