@@ -32,8 +32,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def _mount_subcommands() -> None:
     from .cli_consortium import app as consortium_app
+    from .cli_producer import mount as mount_producer
 
     app.add_typer(consortium_app, name="consortium")
+    mount_producer(app)
+    from .cli_node import cluster_app, node_app
+
+    app.add_typer(node_app, name="node")
+    app.add_typer(cluster_app, name="cluster")
 
 
 @app.command()
@@ -130,8 +136,7 @@ def demo(
     )
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    _mount_subcommands()
+def main() -> None:  # pragma: no cover - `python -m api`
     sys.exit(app())
 
 

@@ -1,0 +1,128 @@
+"""`parktrace node run` and `parktrace cluster up|status|down`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.errors import LedgerError
+from nodes.config import BlockConfig
+
+node_app = typer.Typer(help="Run one consortium member's node.", no_args_is_help=True)
+cluster_app = typer.Typer(help="A local consortium as separate processes.", no_args_is_help=True)
+# Piped output (logs, scripts) gets full-width rows instead of truncated node ids.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@node_app.command("run")
+def node_run(
+    config: Path = typer.Option(..., "--config", "-c", help="The node's node.toml"),
+) -> None:
+    """Run the node (consensus, peer links, store) and its public API until SIGTERM/SIGINT."""
+    from .node_main import run
+
+    try:
+        run(config)
+    except LedgerError as exc:
+        raise _fail(exc.message) from None
+    except OSError as exc:
+        raise _fail(f"{exc.filename or ''}: {exc.strerror}") from None
+
+
+@cluster_app.command("up")
+def cluster_up(
+    nodes: int = typer.Option(4, "--nodes", "-n", min=1, max=16, help="Validators to run"),
+    directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
+    p2p_port: int = typer.Option(26600, help="Peer ports are this plus 1, 2, …"),
+    api_port: int = typer.Option(8600, help="API ports are this plus 1, 2, …"),
+    batch_ms: int = typer.Option(100, help="How long a proposer waits for a fuller block"),
+    idle_ms: int = typer.Option(10_000, help="Heartbeat block interval when idle"),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the nodes to be ready"),
+) -> None:
+    """Create what is missing (consortium, keys, configs), start every node, wait for them."""
+    from . import cluster
+
+    try:
+        found = cluster.create(
+            directory,
+            nodes=nodes,
+            p2p_port=p2p_port,
+            api_port=api_port,
+            blocks=BlockConfig(batch_ms=batch_ms, idle_ms=idle_ms),
+        )
+        for member in found:
+            cluster.start(directory, member.id)
+        missing = cluster.wait_ready(directory, found, timeout)
+    except LedgerError as exc:
+        raise _fail(exc.message) from None
+    if missing:
+        logs = ", ".join(str(directory / m / "node.log") for m in missing)
+        raise _fail(f"not ready: {', '.join(missing)} (see {logs})", 1)
+    _status_table(directory)
+
+
+@cluster_app.command("status")
+def cluster_status(
+    directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
+) -> None:
+    """Each node's height, peers and last block time."""
+    try:
+        down = _status_table(directory)
+    except LedgerError as exc:
+        raise _fail(exc.message) from None
+    if down:
+        raise typer.Exit(1)
+
+
+@cluster_app.command("down")
+def cluster_down(
+    directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
+) -> None:
+    """Stop every node cleanly (SIGTERM; SIGKILL only if one does not stop in time)."""
+    from . import cluster
+
+    try:
+        found = cluster.members(directory)
+    except LedgerError as exc:
+        raise _fail(exc.message) from None
+    for member in found:
+        stopped = cluster.stop(directory, member.id)
+        console.print(f"{member.id}: {'stopped' if stopped else 'was not running'}")
+
+
+def _status_table(directory: Path) -> int:
+    from . import cluster
+
+    table = Table(title=f"Cluster {directory}")
+    for column in ("node", "pid", "api", "height", "peers", "last block (UTC)", "mempool"):
+        table.add_column(column)
+    down = 0
+    found = cluster.members(directory)
+    for member in found:
+        pid = cluster.pid_of(directory, member.id)
+        info = cluster.health(member) if pid else None
+        if info is None:
+            down += 1
+            table.add_row(member.id, str(pid or "-"), member.api, "[red]down[/]", "", "", "")
+            continue
+        table.add_row(
+            member.id,
+            str(pid),
+            member.url,
+            str(info["height"]),
+            f"{len(info['peers'])}/{len(info['peer_heights']) or len(info['peers'])}",
+            info.get("last_block_time") or "-",
+            str(info["mempool"]),
+        )
+    console.print(table)
+    return down

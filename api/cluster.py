@@ -1,0 +1,220 @@
+"""A local consortium as separate processes: `parktrace cluster up / status / down`.
+
+Layout of a cluster directory:
+
+    DIR/consortium/          CA, certificates, keys, genesis.json (consortium init)
+    DIR/<node-id>/node.toml  that node's configuration (what `node run --config` reads)
+    DIR/<node-id>/node.db    its SQLite store;  signstate.json, node.log, node.pid
+    DIR/cluster.json         node ids, addresses and API URLs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.consortium import SAMPLE_CONFIG, ConsortiumConfig, build_consortium
+from ledger.errors import LedgerError
+from nodes.config import BlockConfig, render
+
+
+class ClusterError(LedgerError):
+    code = "cluster_error"
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    p2p: str
+    api: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.api}"
+
+
+def consortium_config(nodes: int) -> ConsortiumConfig:
+    """The park's sample consortium with `nodes` validators spread over its validator
+    organisations (the sample has four: one each)."""
+    if nodes < 1:
+        raise ClusterError("a consortium needs at least one validator")
+    data = tomllib.loads(SAMPLE_CONFIG.read_text(encoding="utf-8"))
+    hosts = [org for org in data["organizations"] if org.get("validators")]
+    for org in hosts:
+        org["validators"] = []
+    for i in range(nodes):
+        org = hosts[i % len(hosts)]
+        base = _node_name(org["id"])
+        org["validators"].append(base if i < len(hosts) else f"{base}-{i // len(hosts) + 1}")
+    for org in hosts:
+        if not org["validators"]:
+            org["roles"] = [r for r in org["roles"] if r != "validator"] or ["retailer"]
+            del org["validators"]
+    return ConsortiumConfig.from_dict(data)
+
+
+def _node_name(org_id: str) -> str:
+    names = {
+        "park-committee": "park-committee-node",
+        "market-supervision-bureau": "market-supervision-node",
+        "testing-centre": "testing-centre-node",
+        "ganzhou-mask-factory": "mask-factory-node",
+    }
+    return names.get(org_id, f"{org_id}-node")
+
+
+def create(
+    directory: Path,
+    *,
+    nodes: int = 4,
+    p2p_port: int = 26600,
+    api_port: int = 8600,
+    host: str = "127.0.0.1",
+    blocks: BlockConfig | None = None,
+    consensus: dict[str, float] | None = None,
+) -> list[Member]:
+    """Write consortium, node configs and cluster.json, keeping what already exists."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / "cluster.json"
+    if manifest.exists():
+        return members(directory)
+    consortium_dir = directory / "consortium"
+    if not (consortium_dir / "genesis.json").exists():
+        now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+        build_consortium(consortium_config(nodes), now).write(consortium_dir, force=True)
+    from ledger.genesis import Genesis
+
+    ids = [v.id for v in Genesis.load(consortium_dir / "genesis.json").validator_set().validators]
+    found = [
+        Member(vid, f"{host}:{p2p_port + i + 1}", f"{host}:{api_port + i + 1}")
+        for i, vid in enumerate(ids)
+    ]
+    for member in found:
+        folder = directory / member.id
+        folder.mkdir(exist_ok=True)
+        (folder / "node.toml").write_text(
+            render(
+                node_id=member.id,
+                consortium="../consortium",
+                db="sqlite:///node.db",
+                listen=member.p2p,
+                peers={m.id: m.p2p for m in found if m.id != member.id},
+                api_listen=member.api,
+                blocks=blocks,
+                consensus=consensus,
+            ),
+            encoding="utf-8",
+        )
+    manifest.write_text(json.dumps({"nodes": [asdict(m) for m in found]}, indent=2) + "\n")
+    return found
+
+
+def members(directory: Path) -> list[Member]:
+    manifest = directory / "cluster.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        return [Member(**m) for m in data["nodes"]]
+    except FileNotFoundError:
+        raise ClusterError(
+            f"no cluster in {directory} (run `parktrace cluster up` first)"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClusterError(f"{manifest} is damaged: {exc}") from exc
+
+
+def pid_of(directory: Path, node_id: str) -> int | None:
+    """The node's process id, if it is running."""
+    pid_file = directory / node_id / "node.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def start(directory: Path, node_id: str) -> int:
+    """Start one node as a detached process; its output goes to node.log."""
+    running = pid_of(directory, node_id)
+    if running:
+        return running
+    folder = directory / node_id
+    with open(folder / "node.log", "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api", "node", "run", "--config", str(folder / "node.toml")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=folder,
+        )
+    (folder / "node.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def health(member: Member, timeout: float = 2.0) -> dict[str, Any] | None:
+    try:
+        response = httpx.get(f"{member.url}/healthz", timeout=timeout)
+        return response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def wait_ready(directory: Path, found: list[Member], timeout: float = 60.0) -> list[str]:
+    """Wait until every started node answers /healthz; return those that never did."""
+    deadline = time.monotonic() + timeout
+    waiting = {m.id: m for m in found}
+    while waiting and time.monotonic() < deadline:
+        for node_id, member in list(waiting.items()):
+            if health(member, timeout=1.0) is not None:
+                del waiting[node_id]
+            elif pid_of(directory, node_id) is None:
+                return [*waiting]  # it died: no point waiting
+        time.sleep(0.2)
+    return [*waiting]
+
+
+def stop(directory: Path, node_id: str, timeout: float = 20.0) -> bool:
+    """SIGTERM, wait for a clean exit, SIGKILL if it never comes. False if not running."""
+    pid = pid_of(directory, node_id)
+    if pid is None:
+        (directory / node_id / "node.pid").unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    (directory / node_id / "node.pid").unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Alive and not a zombie (our own children linger as zombies until reaped)."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))

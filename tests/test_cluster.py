@@ -1,0 +1,345 @@
+"""Four real node processes on loopback, driven over HTTP, killed with SIGKILL.
+
+One cluster serves the whole module, in order: load, a crashed validator, a crashed
+proposer, a lost quorum. Every transaction whose commit a node acknowledged is checked
+on every node at the end, and every node's store passes `parktrace verify`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api import cluster
+from api.samples import sample_event_tx
+from ledger.consortium import Consortium
+from ledger.genesis import Genesis
+from ledger.store import Store
+from nodes.config import BlockConfig
+
+pytestmark = pytest.mark.slow
+
+FAST = {
+    "timeout_propose": 1.0,
+    "timeout_propose_delta": 0.5,
+    "timeout_prevote": 0.5,
+    "timeout_prevote_delta": 0.25,
+    "timeout_precommit": 0.5,
+    "timeout_precommit_delta": 0.25,
+}
+
+
+def _free_block(size: int = 8) -> int:
+    """A base port with `size` free ports after it."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size >= 65535:
+            continue
+        ok = True
+        for port in range(base + 1, base + size + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
+class Cluster:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.members = cluster.create(
+            directory,
+            nodes=4,
+            p2p_port=_free_block(),
+            api_port=_free_block(),
+            blocks=BlockConfig(max_txs=500, batch_ms=50, idle_ms=1000),
+            consensus=FAST,
+        )
+        self.by_id = {m.id: m for m in self.members}
+        self.consortium = Consortium.load(directory / "consortium")
+        self.genesis: Genesis = self.consortium.genesis
+        self.acknowledged: set[str] = set()
+        self.http = httpx.Client(timeout=30)
+        self.counter = 0
+
+    def start(self, *ids: str) -> None:
+        for node_id in ids or self.by_id:
+            cluster.start(self.dir, node_id)
+        missing = cluster.wait_ready(self.dir, [self.by_id[i] for i in ids or self.by_id], 60)
+        assert not missing, f"never ready: {missing}; {self.log_tail(missing[0])}"
+
+    def log_tail(self, node_id: str) -> str:
+        return (self.dir / node_id / "node.log").read_text()[-3000:]
+
+    def kill(self, node_id: str) -> None:
+        pid = cluster.pid_of(self.dir, node_id)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while cluster._alive(pid):
+            time.sleep(0.05)
+
+    def height(self, node_id: str) -> int:
+        return self.http.get(f"{self.by_id[node_id].url}/healthz").json()["height"]
+
+    def txs(self, count: int) -> list:
+        made = [sample_event_tx(self.consortium, self.counter + i) for i in range(count)]
+        self.counter += count
+        return made
+
+    def submit(self, txs: list, nodes: list[str]) -> list[str]:
+        """Round-robin batches over `nodes`; returns the accepted ids."""
+        accepted = []
+        for i in range(0, len(txs), 50):
+            node_id = nodes[(i // 50) % len(nodes)]
+            batch = [tx.to_json() for tx in txs[i : i + 50]]
+            response = self.http.post(
+                f"{self.by_id[node_id].url}/v1/transactions/batch", json={"transactions": batch}
+            )
+            assert response.status_code == 200, response.text
+            results = response.json()["results"]
+            refused = [r for r in results if r["state"] != "pending"]
+            assert not refused, refused[:2]
+            accepted += [r["id"] for r in results]
+        return accepted
+
+    def wait_committed(self, ids: list[str], node_id: str, timeout: float = 60) -> None:
+        """Poll one node until every id is committed; record them as acknowledged."""
+        deadline = time.monotonic() + timeout
+        remaining = list(ids)
+        url = f"{self.by_id[node_id].url}/v1/transactions/status"
+        while remaining and time.monotonic() < deadline:
+            still = []
+            for i in range(0, len(remaining), 1000):
+                response = self.http.post(url, json={"ids": remaining[i : i + 1000]})
+                for entry in response.json()["statuses"]:
+                    if entry["state"] == "committed":
+                        self.acknowledged.add(entry["id"])
+                    else:
+                        still.append(entry["id"])
+            remaining = still
+            if remaining:
+                time.sleep(0.2)
+        assert not remaining, f"{len(remaining)} not committed on {node_id}"
+
+    def store(self, node_id: str) -> Store:
+        return Store(f"sqlite:///{self.dir / node_id / 'node.db'}", migrate=False)
+
+    def block_hashes(self, node_id: str, upto: int) -> list[str]:
+        store = self.store(node_id)
+        try:
+            return [store.header(h).hash for h in range(1, upto + 1)]
+        finally:
+            store.close()
+
+    def wait_heights_equal(self, ids: list[str], timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            heights = {node_id: self.height(node_id) for node_id in ids}
+            if len(set(heights.values())) == 1:
+                return next(iter(heights.values()))
+            time.sleep(0.3)
+        raise AssertionError(f"heights never converged: {heights}")
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    c.start()
+    yield c
+    for member in c.members:
+        cluster.stop(c.dir, member.id)
+    c.http.close()
+
+
+def test_1_four_nodes_commit_1000_transactions_and_agree(net: Cluster) -> None:
+    ids = [m.id for m in net.members]
+    accepted = net.submit(net.txs(1000), ids)
+    assert len(accepted) == 1000
+    for node_id in ids:
+        net.wait_committed(accepted, node_id)
+    height = net.wait_heights_equal(ids)
+    reference = net.block_hashes(ids[0], height)
+    for node_id in ids[1:]:
+        assert net.block_hashes(node_id, height) == reference, node_id
+
+
+def test_2_killed_validator_catches_up(net: Cluster) -> None:
+    ids = [m.id for m in net.members]
+    victim, others = ids[3], ids[:3]
+    with ThreadPoolExecutor(1) as pool:
+        load = pool.submit(net.submit, net.txs(600), others)
+        time.sleep(0.3)
+        net.kill(victim)  # in the middle of the load
+        accepted = load.result()
+    before = max(net.height(n) for n in others)
+    net.wait_committed(accepted, others[0])
+    assert max(net.height(n) for n in others) > before  # the three kept committing
+    net.start(victim)
+    height = net.wait_heights_equal(ids)
+    assert net.block_hashes(victim, height) == net.block_hashes(others[0], height)
+    net.wait_committed(accepted, victim)
+
+
+def test_3_killed_proposer_commits_resume(net: Cluster) -> None:
+    ids = [m.id for m in net.members]
+    height = net.wait_heights_equal(ids)
+    proposer = net.genesis.validator_set().proposer(height + 1, 0).id
+    net.kill(proposer)
+    others = [i for i in ids if i != proposer]
+    started = time.monotonic()
+    accepted = net.submit(net.txs(20), others)
+    net.wait_committed(accepted, others[0], timeout=30)
+    resumed = time.monotonic() - started
+    assert resumed < 10, f"commits resumed only after {resumed:.1f}s"
+    net.start(proposer)
+    net.wait_heights_equal(ids)
+
+
+def test_4_no_quorum_no_commit_then_recovery(net: Cluster) -> None:
+    ids = [m.id for m in net.members]
+    net.wait_heights_equal(ids)
+    stopped = ids[:2]
+    for node_id in stopped:
+        cluster.stop(net.dir, node_id)
+    alive = ids[2:]
+    # A block in flight when the second node stopped may still land: measure after that.
+    time.sleep(1.0)
+    height = max(net.height(n) for n in alive)
+    accepted = net.submit(net.txs(10), alive)
+    assert len(accepted) == 10
+    status = net.http.get(
+        f"{net.by_id[alive[0]].url}/v1/transactions/{accepted[0]}", params={"wait": 3}
+    ).json()
+    assert status["state"] == "pending"  # answered, not lost, not committed
+    assert all(net.height(n) == height for n in alive)  # safety before liveness
+    net.start(*stopped)
+    net.wait_committed(accepted, alive[0], timeout=60)
+    net.wait_heights_equal(ids)
+
+
+def test_5_nothing_acknowledged_is_missing_and_every_store_verifies(net: Cluster) -> None:
+    ids = [m.id for m in net.members]
+    height = net.wait_heights_equal(ids)
+    assert len(net.acknowledged) >= 1600
+    genesis_file = net.dir / "consortium" / "genesis.json"
+    reference = net.block_hashes(ids[0], height)
+    for node_id in ids:
+        store = net.store(node_id)
+        try:
+            assert store.known_tx_ids(sorted(net.acknowledged)) == net.acknowledged, node_id
+        finally:
+            store.close()
+        assert net.block_hashes(node_id, height) == reference
+        verified = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "api",
+                "verify",
+                "--genesis",
+                str(genesis_file),
+                "--db",
+                f"sqlite:///{net.dir / node_id / 'node.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert verified.returncode == 0, verified.stderr
+
+
+def test_health_and_metrics(net: Cluster) -> None:
+    member = net.members[0]
+    health = net.http.get(f"{member.url}/healthz").json()
+    assert health["status"] == "ok" and health["node"] == member.id
+    assert len(health["peers"]) == 3
+    metrics = net.http.get(f"{member.url}/metrics").text
+    height = next(
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("parktrace_height ")
+    )
+    assert height == health["height"] > 0
+    committed = next(
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("parktrace_committed_transactions_total ")
+    )
+    assert committed >= 1  # this process's own count since its last start
+    for name in (
+        "parktrace_mempool_size",
+        "parktrace_block_interval_seconds_bucket",
+        "parktrace_peers_connected",
+    ):
+        assert name in metrics
+
+
+def test_cluster_status_and_down_commands(net: Cluster) -> None:
+    status = subprocess.run(
+        [sys.executable, "-m", "api", "cluster", "status", "--dir", str(net.dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    for member in net.members:
+        assert member.id in status.stdout
+
+
+def test_cluster_down_stops_every_node_cleanly(net: Cluster) -> None:
+    pids = {m.id: cluster.pid_of(net.dir, m.id) for m in net.members}
+    down = subprocess.run(
+        [sys.executable, "-m", "api", "cluster", "down", "--dir", str(net.dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert down.returncode == 0, down.stderr
+    for node_id, pid in pids.items():
+        assert pid is not None and not cluster._alive(pid)
+        assert "stopped cleanly" in net.log_tail(node_id), node_id
+
+
+def test_node_with_a_tampered_store_refuses_to_start(net: Cluster) -> None:
+    node_id = net.members[1].id
+    assert cluster.pid_of(net.dir, node_id) is None  # stopped by the test above
+    db = net.dir / node_id / "node.db"
+    store = Store(f"sqlite:///{db}", migrate=False)
+    with store.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("update blocks set time = '2020-01-01T00:00:00.000Z' where height = 3"))
+    store.close()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "node",
+            "run",
+            "--config",
+            str(net.dir / node_id / "node.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "fails verification at height 3" in run.stderr
+    assert "Traceback" not in run.stderr
