@@ -71,6 +71,25 @@ def cluster_up(
     _status_table(directory)
 
 
+@cluster_app.command("init")
+def cluster_init(
+    nodes: int = typer.Option(4, "--nodes", "-n", min=1, max=16, help="Validators"),
+    directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
+    compose: bool = typer.Option(
+        False, "--compose", help="Configs for docker-compose: service names, PostgreSQL per node"
+    ),
+) -> None:
+    """Write the consortium and every node's node.toml without starting anything."""
+    from . import cluster
+
+    try:
+        found = cluster.create(directory, nodes=nodes, compose=compose)
+    except LedgerError as exc:
+        raise _fail(exc.message) from None
+    for member in found:
+        console.print(f"{member.id}: {directory / member.id / 'node.toml'}", highlight=False)
+
+
 @cluster_app.command("status")
 def cluster_status(
     directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),

@@ -44,6 +44,15 @@ class Member:
         return f"http://{self.api}"
 
 
+COMPOSE_P2P = 26656
+COMPOSE_API = 8000
+
+
+def compose_db_url(node_id: str) -> str:
+    """Each compose node's own PostgreSQL service (see docker-compose.yml)."""
+    return f"postgresql://parktrace:parktrace@{node_id}-db:5432/parktrace"
+
+
 def consortium_config(nodes: int) -> ConsortiumConfig:
     """The park's sample consortium with `nodes` validators spread over its validator
     organisations (the sample has four: one each)."""
@@ -83,8 +92,14 @@ def create(
     host: str = "127.0.0.1",
     blocks: BlockConfig | None = None,
     consensus: dict[str, float] | None = None,
+    compose: bool = False,
 ) -> list[Member]:
-    """Write consortium, node configs and cluster.json, keeping what already exists."""
+    """Write consortium, node configs and cluster.json, keeping what already exists.
+
+    `compose`: configs for docker-compose instead of one machine: each node is reached by
+    its service name on fixed ports, listens on all interfaces, and keeps its chain in its
+    own PostgreSQL service `<node>-db`.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "cluster.json"
     if manifest.exists():
@@ -96,10 +111,13 @@ def create(
     from ledger.genesis import Genesis
 
     ids = [v.id for v in Genesis.load(consortium_dir / "genesis.json").validator_set().validators]
-    found = [
-        Member(vid, f"{host}:{p2p_port + i + 1}", f"{host}:{api_port + i + 1}")
-        for i, vid in enumerate(ids)
-    ]
+    if compose:
+        found = [Member(vid, f"{vid}:{COMPOSE_P2P}", f"{vid}:{COMPOSE_API}") for vid in ids]
+    else:
+        found = [
+            Member(vid, f"{host}:{p2p_port + i + 1}", f"{host}:{api_port + i + 1}")
+            for i, vid in enumerate(ids)
+        ]
     for member in found:
         folder = directory / member.id
         folder.mkdir(exist_ok=True)
@@ -107,10 +125,10 @@ def create(
             render(
                 node_id=member.id,
                 consortium="../consortium",
-                db="sqlite:///node.db",
-                listen=member.p2p,
+                db=compose_db_url(member.id) if compose else "sqlite:///node.db",
+                listen=f"0.0.0.0:{COMPOSE_P2P}" if compose else member.p2p,
                 peers={m.id: m.p2p for m in found if m.id != member.id},
-                api_listen=member.api,
+                api_listen=f"0.0.0.0:{COMPOSE_API}" if compose else member.api,
                 blocks=blocks,
                 consensus=consensus,
             ),
