@@ -74,9 +74,9 @@ Svc = Annotated[Services, Depends(services)]
 
 
 def _routers() -> list[APIRouter]:
-    from .routes import chain, epcis, transactions
+    from .routes import chain, codes, epcis, resolver, transactions
 
-    return [chain.router, transactions.router, epcis.router]
+    return [chain.router, transactions.router, epcis.router, codes.router, resolver.router]
 
 
 DESCRIPTION = """

@@ -31,15 +31,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _mount_subcommands() -> None:
+    from .cli_codes import app as codes_app
     from .cli_consortium import app as consortium_app
+    from .cli_node import cluster_app, node_app
     from .cli_producer import mount as mount_producer
 
     app.add_typer(consortium_app, name="consortium")
     mount_producer(app)
-    from .cli_node import cluster_app, node_app
-
     app.add_typer(node_app, name="node")
     app.add_typer(cluster_app, name="cluster")
+    app.add_typer(codes_app, name="codes")
 
 
 @app.command()

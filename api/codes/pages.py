@@ -1,0 +1,113 @@
+"""Server-rendered consumer pages: Jinja2 templates under web/templates, with helpers that
+turn journey data into words of the reader's language. No JavaScript anywhere."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from ..epcis.rules import parse_timestamp
+from . import CodeError
+from .attributes import SPECS, display_date
+from .copies import Warning
+from .digital_link import parse_uri
+from .i18n import Translator
+from .regions import ABROAD, PROVINCES, region
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+TEMPLATES = WEB / "templates"
+STATIC = WEB / "static"
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        when=when,
+        region_name=region_name,
+        subject_name=subject_name,
+        provinces=lambda: sorted(PROVINCES.values(), key=lambda r: r.code),
+    )
+    return env
+
+
+def render(template: str, t: Translator, **context: Any) -> str:
+    return environment().get_template(template).render(t=t, lang=t.lang, **context)
+
+
+def when(value: str | None) -> str:
+    """'2026-11-03 07:30 (UTC+08:00)': the time where it happened, to the minute."""
+    moment = parse_timestamp(value) if value else None
+    if moment is None:
+        return value or ""
+    offset = moment.strftime("%z")
+    zone = "UTC" if offset == "+0000" else f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{moment:%Y-%m-%d %H:%M} ({zone})"
+
+
+def region_name(code: str | None, t: Translator) -> str:
+    if code == ABROAD:
+        return t("form.abroad")
+    found = region(code)
+    if found is None:
+        return code or ""
+    return found.name(t.lang)
+
+
+def attribute_rows(attributes: dict[str, str], t: Translator) -> list[tuple[str, str]]:
+    """(label, value) of a code's data attributes, for people."""
+    rows = []
+    for ai, value in attributes.items():
+        key = f"ai.{ai}" if t.has(f"ai.{ai}") else f"ai.{ai[:3]}"
+        label = t(key) if t.has(key) else f"AI ({ai})"
+        spec = SPECS.get(ai)
+        shown = value
+        if spec is not None and spec.kind == "country":
+            shown = t(f"country.{value}") if t.has(f"country.{value}") else value
+        elif spec is not None:
+            shown = display_date(ai, value)
+        rows.append((label, shown))
+    return rows
+
+
+def subject_name(subject: str | None, t: Translator) -> str:
+    """What an event was recorded for, in words: a carton's SSCC, a lot's GTIN and lot."""
+    if not subject:
+        return ""
+    if subject.startswith("urn:epc:id:sscc:"):
+        return t("subject.sscc", sscc=subject.rsplit(":", 1)[1])
+    try:
+        link = parse_uri(subject)
+    except CodeError:
+        return subject
+    if link.lot is not None and link.serial is None:
+        return t("subject.lot", gtin=link.gtin, lot=link.lot)
+    return subject
+
+
+def warning_text(warning: Warning, t: Translator) -> str:
+    d = warning.details
+    if warning.kind == "many_scans":
+        return t("warn.many_scans", scans=d["scans"], threshold=d["threshold"])
+    if warning.kind == "distant_regions":
+        a, b = (region_name(code, t) for code in d["regions"])
+        hours = d["hours"]
+        span = t("time.hours", n=hours) if hours >= 1 else t("time.minutes", n=round(hours * 60))
+        if d["km"] is None:
+            return t("warn.distant_regions_far", a=a, b=b, span=span)
+        return t("warn.distant_regions", a=a, b=b, km=f"{d['km']:,}", span=span)
+    sep = "、" if t.lang == "zh" else ", "
+    return t(
+        "warn.unshipped_region",
+        regions=sep.join(region_name(c, t) for c in d["regions"]),
+        shipped=sep.join(region_name(c, t) for c in d["shipped"]),
+    )

@@ -1,0 +1,153 @@
+"""What a node needs to issue codes and answer scans, kept on the app (`app.state.codes`).
+
+`install(app, CodesSettings(...))` sets it up; an app without it gets one from the
+environment on first use:
+
+    PARKTRACE_RESOLVER_HOST   host the codes point at        (default id.parktrace.example)
+    PARKTRACE_RESOLVER_KEY    resolver key file(s), ':'-separated (none: scans are not
+                              checked for authenticity and POST /v1/codes cannot issue)
+    PARKTRACE_PARK_PREFIX     the park's GS1 Company Prefix, for park-issued GTINs
+    PARKTRACE_SCAN_DB         database URL of the scan log     (default: in memory)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+
+from ledger.store import Store
+
+from .batch import Batch, RecordedBatch, open_key, recorded_batches
+from .copies import CopyRules
+from .digital_link import DigitalLink
+from .gtin import check_prefix
+from .scanlog import ScanLog
+from .sealing import ResolverKey, ResolverPublicKey
+from .serials import SerialKey, looks_like_serial
+
+DEFAULT_HOST = "id.parktrace.example"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CodesSettings:
+    resolver_host: str = DEFAULT_HOST
+    #: Private keys this node opens batch keys with (newest first); their public halves
+    #: are what issuers seal to.
+    resolver_keys: tuple[ResolverKey, ...] = ()
+    park_prefix: str | None = None
+    scan_log_url: str | None = None
+    rules: CopyRules = field(default_factory=CopyRules)
+    #: Most codes one request may list or render (ZIP, PDF, JSON pages).
+    max_codes_per_request: int = 10_000
+    clock: Callable[[], datetime] = _now
+
+    @classmethod
+    def from_env(cls) -> CodesSettings:
+        keys = tuple(
+            ResolverKey.load(Path(p))
+            for p in os.environ.get("PARKTRACE_RESOLVER_KEY", "").split(":")
+            if p
+        )
+        prefix = os.environ.get("PARKTRACE_PARK_PREFIX") or None
+        return cls(
+            resolver_host=os.environ.get("PARKTRACE_RESOLVER_HOST", DEFAULT_HOST),
+            resolver_keys=keys,
+            park_prefix=check_prefix(prefix) if prefix else None,
+            scan_log_url=os.environ.get("PARKTRACE_SCAN_DB") or None,
+        )
+
+    @property
+    def public_keys(self) -> list[ResolverPublicKey]:
+        return [k.public for k in self.resolver_keys]
+
+
+@dataclass(frozen=True)
+class Authenticity:
+    """What the ledger says about a scanned serial."""
+
+    status: str  # genuine | unknown | unverifiable
+    batch: RecordedBatch | None = None
+
+    @property
+    def genuine(self) -> bool:
+        return self.status == "genuine"
+
+
+class CodesService:
+    def __init__(self, settings: CodesSettings) -> None:
+        self.settings = settings
+        self.scans = ScanLog(settings.scan_log_url)
+        self._keys: dict[str, SerialKey | None] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.scans.close()
+
+    def now(self) -> datetime:
+        return self.settings.clock()
+
+    def serial_key(self, batch: Batch) -> SerialKey | None:
+        """The serial key of a recorded batch, if this node holds a resolver key that opens
+        it (cached: opening is a public-key operation)."""
+        with self._lock:
+            if batch.id in self._keys:
+                return self._keys[batch.id]
+        opened = open_key(batch, self.settings.resolver_keys)
+        key = batch.serial_key(opened) if opened is not None else None
+        with self._lock:
+            self._keys[batch.id] = key
+        return key
+
+    def batches(self, store: Store, link: DigitalLink) -> list[RecordedBatch]:
+        identifier = link.lot_id or link.product_id
+        return [b for b in recorded_batches(store, identifier) if b.batch.link.gtin == link.gtin]
+
+    def authenticate(self, store: Store, link: DigitalLink) -> Authenticity:
+        """Whether `link`'s serial is one of its lot's issued codes."""
+        if link.serial is None or link.lot is None or not looks_like_serial(link.serial):
+            return Authenticity("unknown")
+        unchecked = None
+        for recorded in self.batches(store, link):
+            key = self.serial_key(recorded.batch)
+            if key is None:
+                unchecked = unchecked or recorded
+                continue
+            if key.index_of(link.serial, recorded.batch.count) is not None:
+                return Authenticity("genuine", recorded)
+        if unchecked is not None:
+            return Authenticity("unverifiable", unchecked)
+        return Authenticity("unknown")
+
+
+def install(app: FastAPI, settings: CodesSettings | None = None) -> CodesService:
+    """Give `app` its codes service (replacing any it had)."""
+    old = getattr(app.state, "codes", None)
+    if old is not None:
+        old.close()
+    service = CodesService(settings or CodesSettings.from_env())
+    app.state.codes = service
+    return service
+
+
+_install_lock = threading.Lock()
+
+
+def codes_service(request: Request) -> CodesService:
+    """The app's codes service (FastAPI dependency), set up from the environment the
+    first time if `install` was not called."""
+    state = request.app.state
+    service = getattr(state, "codes", None)
+    if service is None:
+        with _install_lock:
+            service = getattr(state, "codes", None) or install(request.app)
+    return service

@@ -1,0 +1,165 @@
+"""The consumer page in a real browser: Debian's chromium, headless, at phone width, with
+JavaScript switched off, driven by Playwright through its executable path. The journey
+must be on the page and fit the screen; the screenshots stay in test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.codes.service import CodesSettings, install
+from api.histories import Case, record_cases
+from ledger.consortium import Consortium
+from ledger.store import Store
+from nodes.solo import SoloNode
+
+from .test_resolver import HOST, RESOLVER, Clock, mount
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PHONE = {"width": 390, "height": 844}
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="chromium is not installed (see .ci/run)"
+)
+
+
+class Server:
+    """The API on a loopback port, in a thread, for the browser to load."""
+
+    def __init__(self, app) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.server.started, "the test server did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.socket.close()
+
+
+@pytest.fixture(scope="module")
+def site(park: Consortium, tmp_path_factory) -> Iterator[tuple[str, dict[str, Case]]]:
+    path = tmp_path_factory.mktemp("browser") / "node.db"
+    store = Store(f"sqlite:///{path}")
+    cases = record_cases(park, store, [RESOLVER.public], HOST)
+    node = SoloNode(park.genesis, park.validator_keys, store)
+    app = create_app(node)
+    mount(app)
+    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,), clock=Clock()))
+    with Server(app) as server:
+        yield server.url, cases
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def phone(tmp_path_factory) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            java_script_enabled=False,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def fits_the_screen(page, selector: str) -> None:
+    for box in (item.bounding_box() for item in page.locator(selector).all()):
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 0.5, box
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_journey_is_visible_on_a_phone(site, phone, lang: str) -> None:
+    url, cases = site
+    case = cases["mask"]
+    page = phone.new_page()
+    page.set_extra_http_headers({"Accept-Language": "zh-CN,zh" if lang == "zh" else "en"})
+    answer = page.goto(url + case.code.path() + "?" + case.code.query())
+    assert answer is not None and answer.status == 200
+    status = page.locator("#status")
+    assert status.is_visible()
+    assert ("正品码" if lang == "zh" else "Genuine code") in status.inner_text()
+    journey = page.locator("#journey")
+    assert journey.is_visible()
+    steps = page.locator("#journey .step")
+    assert steps.count() == 7
+    for i in range(steps.count()):
+        assert steps.nth(i).is_visible()
+    last = steps.nth(steps.count() - 1)
+    assert f"#{case.step('pharmacy').height}" in last.inner_text()
+    pharmacy = "零售连锁药房" if lang == "zh" else "Retail and Pharmacy Chain"
+    assert pharmacy in last.locator(".signer").inner_text()
+    if lang == "zh":  # the first of the two scans
+        assert "首次扫码" in page.locator("#first-scan").inner_text()
+    else:
+        assert "Scanned 2 times" in page.locator("#scan-count").inner_text()
+    fits_the_screen(page, "main > section")
+    fits_the_screen(page, "#journey .step")
+    assert page.locator("link[rel=stylesheet]").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"consumer-page-mask-{lang}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    page.close()
+
+
+def test_copied_code_warning_on_a_phone(site, phone) -> None:
+    url, cases = site
+    code = cases["mask"].codes[4]
+    page = phone.new_page()
+    page.set_extra_http_headers({"Accept-Language": "zh-CN"})
+    target = url + code.path() + "?" + code.query()
+    page.goto(target + "&region=CN-GD")
+    first = page.locator("#first-scan")
+    assert first.is_visible() and "首次扫码" in first.inner_text()
+    page.goto(target + "&region=CN-XJ")
+    warning = page.locator("#copy-warning")
+    assert warning.is_visible()
+    assert "此码可能被复制" in warning.inner_text()
+    assert "新疆" in warning.inner_text()
+    fits_the_screen(page, "main > section")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "consumer-page-copied-code-zh.png"), full_page=True)
+    page.close()

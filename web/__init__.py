@@ -1,0 +1,1 @@
+"""Templates, stylesheets and translations of the consumer pages (served by `api/`)."""
