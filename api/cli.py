@@ -21,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # URLs stay whole when output is piped
 err = Console(stderr=True)
 
 
@@ -95,46 +95,48 @@ def verify(
 
 @app.command()
 def demo(
-    data_dir: Path = typer.Option(Path("demo-data"), help="Where the demo keeps its files"),
+    data_dir: Path = typer.Option(Path("var/demo"), "--dir", help="Where the demo keeps its files"),
     reset: bool = typer.Option(False, "--reset", help="Start over instead of reusing data"),
+    p2p_port: int = typer.Option(26600, help="Peer ports are this plus 1..4"),
+    api_port: int = typer.Option(8600, help="API ports are this plus 1..4"),
 ) -> None:
-    """Build the park's sample consortium and a chain of its three cases on SQLite, then
-    verify the whole chain and print the report."""
-    from rich.table import Table
+    """Run the park's consortium here: 4 nodes on SQLite, the three cases recorded, the
+    pages to open printed. Stays up until Ctrl-C, then stops every node."""
+    import qrcode
 
     from . import demo as demo_module
 
     try:
-        consortium, store = demo_module.prepare(data_dir, reset=reset, say=console.print)
-        report = demo_module.verify(consortium, store)
+        manifest = demo_module.start(
+            data_dir, reset=reset, p2p_port=p2p_port, api_port=api_port, say=console.print
+        )
     except LedgerError as exc:
         raise fail(exc.message) from None
     except OSError as exc:
         raise fail(f"{exc.filename}: {exc.strerror}") from None
-    table = Table(title=f"Consortium {consortium.genesis.chain_id}")
-    table.add_column("organisation")
-    table.add_column("机构")
-    table.add_column("roles")
-    for org, _creds in consortium.genesis.organizations:
-        table.add_row(org.id, org.name_zh, ", ".join(org.roles))
-    console.print(table)
-    db = store.safe_url
-    store.close()
-    if not report.ok:
-        assert report.problem is not None
-        raise fail(
-            f"verification FAILED at height {report.problem.height}: {report.problem.what}", 1
-        )
+    titles = {
+        "orange": "Gannan navel orange box 赣南脐橙礼盒",
+        "notoginseng": "Wenshan notoginseng powder jar 文山三七粉",
+        "mask": "KN95 mask 口罩",
+    }
+    console.print("\n[bold]Consumer pages[/] (what a phone opens when it scans the code):")
+    for name, case in manifest["cases"].items():
+        console.print(f"  {titles.get(name, name)}\n    {case['page']}", highlight=False)
+    console.print(f"\n[bold]API docs[/]   {manifest['docs']}", highlight=False)
+    console.print("[bold]Nodes[/]      " + "  ".join(manifest["nodes"].values()), highlight=False)
     console.print(
-        f"[green]chain verified[/]: {report.blocks} blocks, {report.transactions} transactions, "
-        f"{report.signatures} signatures in {report.seconds:.2f}s; head {report.head_hash[:16]}…",
+        f"[bold]Audit[/]      parktrace verify --db sqlite:///{data_dir}/<node>/node.db "
+        f"--genesis {data_dir}/consortium/genesis.json",
         highlight=False,
     )
-    console.print(
-        f"verify it again: parktrace verify --db {db} "
-        f"--genesis {data_dir / 'consortium' / 'genesis.json'}",
-        highlight=False,
-    )
+    mask = manifest["cases"]["mask"]
+    console.print(f"\nThe mask's code, {mask['code']}:")
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(mask["code"])
+    code.print_ascii(tty=False, invert=True)
+    console.print("\n[green]demo ready[/] — Ctrl-C stops every node", highlight=False)
+    sys.stdout.flush()
+    demo_module.wait_for_signal(data_dir, say=console.print)
 
 
 def main() -> None:  # pragma: no cover - `python -m api`

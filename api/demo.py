@@ -1,55 +1,170 @@
-"""`parktrace demo`: a sample consortium and a chain of the park's three cases on embedded
-SQLite, verified end to end. Everything lives under one data directory."""
+"""`parktrace demo`: the park's consortium running on this machine.
+
+Four validator nodes (Park Management Committee, Market Supervision Bureau, the testing
+and inspection centre, the mask factory) start as separate processes on embedded SQLite;
+the three cases' histories (Gannan oranges, Wenshan notoginseng, masks) are signed by
+their organisations and submitted over the nodes' HTTP API like any producer would; the
+consumer pages, API docs and a QR code are printed; Ctrl-C stops every process.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-from ledger.consortium import SAMPLE_CONFIG, Consortium, ConsortiumConfig, build_consortium
-from ledger.store import Store
-from ledger.timefmt import now as utc_now
-from ledger.verify import VerifyReport, verify_store
-from nodes.devchain import DevChain
+import httpx
 
-from .samples import sample_event_tx
+from ledger.consortium import Consortium
+from ledger.timefmt import now
+from ledger.tx import Transaction
+from nodes.config import BlockConfig
+
+from . import cluster
+from .codes.sealing import ResolverKey
+from .histories import build_histories
+
+Say = Callable[[str], None]
 
 
-def prepare(
-    data_dir: Path,
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+
+    @property
+    def resolver_key(self) -> Path:
+        return self.root / "resolver.key"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "demo.json"
+
+
+class ClusterChain:
+    """What `histories.Recorder` needs of a chain, over a running cluster's API: each
+    transaction is submitted to the nodes in turn and followed until it commits."""
+
+    def __init__(self, urls: list[str], timeout: float = 60.0) -> None:
+        self.urls = urls
+        self.http = httpx.Client(timeout=timeout + 10)
+        self.timeout = timeout
+        self.turn = 0
+        self.state = SimpleNamespace(head_time=now())
+
+    def commit_block(self, txs: list[Transaction], _time: str | None = None) -> Any:
+        url = self.urls[self.turn % len(self.urls)]
+        self.turn += 1
+        height = 0
+        for tx in txs:
+            response = self.http.post(f"{url}/v1/transactions", json=tx.to_json())
+            if response.status_code not in (202, 409):
+                raise cluster.ClusterError(f"{url} refused a demo transaction: {response.text}")
+            status = self.http.get(
+                f"{url}/v1/transactions/{tx.id}", params={"wait": self.timeout}
+            ).json()
+            if status.get("state") != "committed":
+                raise cluster.ClusterError(f"demo transaction not committed: {status}")
+            height = status["height"]
+        self.state.head_time = now()
+        return SimpleNamespace(height=height)
+
+
+def _resolver_key(paths: DemoPaths) -> ResolverKey:
+    if paths.resolver_key.exists():
+        return ResolverKey.load(paths.resolver_key)
+    key = ResolverKey.generate()
+    fd = os.open(paths.resolver_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.text())
+    return key
+
+
+def stop_all(root: Path, say: Say = print) -> None:
+    try:
+        members = cluster.members(root)
+    except cluster.ClusterError:
+        return
+    for member in members:
+        if cluster.stop(root, member.id):
+            say(f"stopped {member.id}")
+
+
+def start(
+    root: Path,
     *,
     reset: bool,
-    blocks: int = 60,
-    per_block: int = 6,
-    say: Callable[[str], None] = print,
-) -> tuple[Consortium, Store]:
-    """Create (or reuse) the consortium directory and the node's chain."""
-    consortium_dir = data_dir / "consortium"
-    db_path = data_dir / "node.db"
-    if reset and data_dir.exists():
-        shutil.rmtree(data_dir)
-    if (consortium_dir / "genesis.json").exists() and db_path.exists():
-        say(f"reusing {data_dir} (pass --reset to start over)")
-        return Consortium.load(consortium_dir), Store(f"sqlite:///{db_path}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Genesis an hour ago; blocks follow it one second apart.
-    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    consortium = build_consortium(ConsortiumConfig.load(SAMPLE_CONFIG), now)
-    consortium.write(consortium_dir, force=True)
-    say(f"consortium written to {consortium_dir} (keys are mode 0600)")
-    db_path.unlink(missing_ok=True)
-    store = Store(f"sqlite:///{db_path}")
-    chain = DevChain(consortium.genesis, consortium.validator_keys, store)
-    for b in range(blocks):
-        stamp = utc_now()
-        chain.commit_block(
-            [sample_event_tx(consortium, b * per_block + i, stamp) for i in range(per_block)]
-        )
-    say(f"recorded {blocks * per_block} events of the three park cases in {blocks} blocks")
-    return consortium, store
+    p2p_port: int = 26600,
+    api_port: int = 8600,
+    say: Say = print,
+) -> dict[str, Any]:
+    """Bring the demo consortium up (recording the histories on first run); returns the
+    manifest with every URL worth opening."""
+    paths = DemoPaths(root)
+    if reset and root.exists():
+        stop_all(root, say)
+        shutil.rmtree(root)
+    members = cluster.create(
+        root,
+        nodes=4,
+        p2p_port=p2p_port,
+        api_port=api_port,
+        blocks=BlockConfig(max_txs=2000, batch_ms=50, idle_ms=10_000),
+    )
+    key = _resolver_key(paths)
+    host = members[0].api
+    os.environ["PARKTRACE_RESOLVER_KEY"] = str(paths.resolver_key.resolve())
+    os.environ["PARKTRACE_RESOLVER_HOST"] = host
+    for member in members:
+        cluster.start(root, member.id)
+    missing = cluster.wait_ready(root, members, timeout=90)
+    if missing:
+        stop_all(root, say)
+        logs = ", ".join(str(root / m / "node.log") for m in missing)
+        raise cluster.ClusterError(f"nodes not ready: {', '.join(missing)} (see {logs})")
+    say(f"4 nodes up: {', '.join(m.id for m in members)}")
+    if paths.manifest.exists():
+        say(f"reusing the recorded histories in {root} (pass --reset to start over)")
+        return json.loads(paths.manifest.read_text(encoding="utf-8"))
+    consortium = Consortium.load(root / "consortium")
+    chain = ClusterChain([m.url for m in members])
+    say("recording the three cases' histories through the nodes' API …")
+    cases = build_histories(consortium, chain, [key.public], host)  # type: ignore[arg-type]
+    manifest = {
+        "api": members[0].url,
+        "docs": f"{members[0].url}/docs",
+        "nodes": {m.id: m.url for m in members},
+        "cases": {
+            name: {
+                "code": case.code.uri(host),
+                "page": f"{members[0].url}{case.code.path()}",
+                "steps": [step.label for step in case.steps],
+            }
+            for name, case in cases.items()
+        },
+    }
+    paths.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
 
 
-def verify(consortium: Consortium, store: Store) -> VerifyReport:
-    return verify_store(store, consortium.genesis)
+def wait_for_signal(root: Path, say: Say = print) -> None:
+    """Stay up until Ctrl-C or SIGTERM, then stop every node process."""
+    stopping = {"now": False}
+
+    def request_stop(_sig: int, _frame: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        while not stopping["now"]:
+            time.sleep(0.2)
+    finally:
+        say("stopping the consortium …")
+        stop_all(root, say)
