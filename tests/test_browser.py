@@ -21,7 +21,7 @@ from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
 
-from .test_resolver import HOST, RESOLVER, Clock, mount
+from .test_resolver import HOST, RESOLVER, Clock
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -74,7 +74,6 @@ def site(park: Consortium, tmp_path_factory) -> Iterator[tuple[str, dict[str, Ca
     cases = record_cases(park, store, [RESOLVER.public], HOST)
     node = SoloNode(park.genesis, park.validator_keys, store)
     app = create_app(node)
-    mount(app)
     install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,), clock=Clock()))
     with Server(app) as server:
         yield server.url, cases

@@ -28,8 +28,6 @@ from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
 
-from .test_resolver import mount
-
 HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"codes api tests")
 MASK_GTIN = "6907890000346"
@@ -70,7 +68,6 @@ def start(park: Consortium, tmp_path, **codes_settings: Any) -> Iterator[Node]:
     node = SoloNode(park.genesis, park.validator_keys, store, block_interval=0.02)
     delegated = {org: identity(park, org) for org in ("ganzhou-mask-factory",)}
     app = create_app(node, settings=ApiSettings(background=(node.run,), capture_signers=delegated))
-    mount(app)
     settings = {"resolver_host": HOST, "resolver_keys": (RESOLVER,), **codes_settings}
     install(app, CodesSettings(**settings))
     with TestClient(app) as client:

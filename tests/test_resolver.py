@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -19,8 +18,6 @@ from api.codes.digital_link import DigitalLink
 from api.codes.sealing import ResolverKey
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
-from api.routes import codes as codes_routes
-from api.routes import resolver
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
@@ -29,15 +26,6 @@ HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"resolver tests")
 EN = {"Accept-Language": "en-US,en;q=0.9"}
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
-
-
-def mount(app: FastAPI) -> None:
-    """Add the codes and resolver routers unless api/app.py already does."""
-    paths = {getattr(r, "path", None) for r in app.routes}
-    if "/v1/codes" not in paths:
-        app.include_router(codes_routes.router)
-    if "/01/{code:path}" not in paths:
-        app.include_router(resolver.router)
 
 
 class Clock:
@@ -82,7 +70,6 @@ def open_world(park: Consortium, url: str, cases, keys=(RESOLVER,)) -> Iterator[
     store = Store(url)
     node = SoloNode(park.genesis, park.validator_keys, store)
     app = create_app(node)
-    mount(app)
     clock = Clock()
     install(app, CodesSettings(resolver_host=HOST, resolver_keys=keys, clock=clock))
     with TestClient(app) as client:
