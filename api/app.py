@@ -74,9 +74,16 @@ Svc = Annotated[Services, Depends(services)]
 
 
 def _routers() -> list[APIRouter]:
-    from .routes import chain, codes, epcis, resolver, transactions
+    from .routes import audit, chain, codes, epcis, resolver, transactions
 
-    return [chain.router, transactions.router, epcis.router, codes.router, resolver.router]
+    return [
+        chain.router,
+        transactions.router,
+        epcis.router,
+        codes.router,
+        resolver.router,
+        audit.router,
+    ]
 
 
 DESCRIPTION = """

@@ -31,6 +31,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _mount_subcommands() -> None:
+    from .cli_audit import app as audit_app
     from .cli_codes import app as codes_app
     from .cli_consortium import app as consortium_app
     from .cli_node import cluster_app, node_app
@@ -41,6 +42,7 @@ def _mount_subcommands() -> None:
     app.add_typer(node_app, name="node")
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(codes_app, name="codes")
+    app.add_typer(audit_app, name="audit")
 
 
 @app.command()

@@ -34,6 +34,7 @@ STATUS_BY_CODE = {
     "wrong_chain": 400,
     "unauthenticated": 401,
     "not_permitted": 403,
+    "recalled": 403,
     "bad_identity": 403,
     "bad_signature": 403,
     "wrong_domain": 403,

@@ -45,9 +45,29 @@ _DOMAIN_RE = re.compile(r"^[a-z]+$")
 
 
 _MAX_SAFE_INT = 2**53 - 1
-_fast_dumps = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-).encode
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+#: The C encoder of `json.JSONEncoder(ensure_ascii=False, sort_keys=True,
+#: separators=(",", ":"), allow_nan=False).encode`, built once instead of on every call
+#: (what `encode` does; that cost more than encoding a small object). No circular-reference
+#: markers: `_fast_path_applies` walks the value first, and a cycle never gets here.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+if _C_ENCODER is not None:
+    _c_encode = _C_ENCODER(
+        None, _no_default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def _fast_dumps(obj: Any) -> str:
+        return "".join(_c_encode(obj, 0))
+
+else:  # an interpreter without the C accelerator
+    _fast_dumps = json.JSONEncoder(
+        ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    ).encode
 
 
 def _fast_path_applies(obj: Any) -> bool:
@@ -58,25 +78,51 @@ def _fast_path_applies(obj: Any) -> bool:
     beyond the BMP (JCS sorts keys by UTF-16 code units, Python by code points; the two
     orders differ only there). tests/test_codec.py checks the equivalence on generated
     values; anything unusual goes to the reference library.
+
+    Every hashed or signed object passes through here, so the exact JSON types are
+    dispatched first on `type()`; subclasses get the general checks of `_applies_one`.
     """
     stack = [obj]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str) or not (key.isascii() or max(key) < "\U00010000"):
-                    return False
-                stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, bool) or value is None or isinstance(value, str):
+        value = pop()
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
             continue
-        elif isinstance(value, int):
+        if kind is dict:
+            try:
+                keys = "".join(value)  # all keys at once: one check, not one per key
+            except TypeError:  # a key that is not a string
+                return False
+            if not keys.isascii() and max(keys) >= "\U00010000":
+                return False
+            extend(value.values())
+        elif kind is list:
+            extend(value)
+        elif kind is int:
             if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
                 return False
-        else:
+        elif not _applies_one(value, stack):
             return False
     return True
+
+
+def _applies_one(value: Any, stack: list[Any]) -> bool:
+    """`_fast_path_applies` for one value of any type; its children go on `stack`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not (key.isascii() or max(key) < "\U00010000"):
+                return False
+            stack.append(item)
+        return True
+    if isinstance(value, list):
+        stack.extend(value)
+        return True
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    return False
 
 
 def canonical(obj: Any) -> bytes:

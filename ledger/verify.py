@@ -24,6 +24,7 @@ from .evidence import check_evidence
 from .genesis import Genesis
 from .identifiers import tx_identifiers
 from .membership import Membership
+from .recall import RecallIndex, store_lookup
 from .store import RawBlock, Store
 from .tx import Transaction
 from .validate import check_txs
@@ -43,6 +44,7 @@ class Tip:
     membership: Membership
     last_commit: CommitCertificate | None
     evidence_keys: frozenset[str]
+    recalls: RecallIndex = field(default_factory=RecallIndex)
 
 
 @dataclass
@@ -153,6 +155,8 @@ def verify_store(
     total = store.height()
     last_commit: CommitCertificate | None = None
     evidence_keys: set[str] = set()
+    recalls = RecallIndex()
+    lookup = store_lookup(store)
     for raw in store.raw_blocks():
         height = raw.height
         try:
@@ -171,8 +175,14 @@ def verify_store(
                     raise LedgerError(f"evidence {key} was already committed")
                 evidence_keys.add(key)
             # Ids are unique by the store's primary key and each equals its body's hash.
+            pending = recalls.begin(height, lookup)
             membership = check_txs(
-                block.txs, membership, height=height, time=block.header.time, known=_none_known
+                block.txs,
+                membership,
+                height=height,
+                time=block.header.time,
+                known=_none_known,
+                recalls=pending,
             )
             if check_indexes:
                 _check_indexes(store, block, nodes)
@@ -183,6 +193,7 @@ def verify_store(
             report.problem = Problem(height, f"malformed stored data: {exc}")
             break
         last_commit = commit
+        recalls = pending.result()
         state = advance(state, block, membership.validators)
         report.blocks += 1
         report.transactions += len(block.txs)
@@ -195,7 +206,7 @@ def verify_store(
     report.head_hash = state.head_hash
     report.log_size = state.log.size if state.log else 0
     report.seconds = round(time.perf_counter() - started, 3)
-    report.tip = Tip(state, membership, last_commit, frozenset(evidence_keys))
+    report.tip = Tip(state, membership, last_commit, frozenset(evidence_keys), recalls)
     return report
 
 

@@ -15,6 +15,7 @@ from ledger.block import Block, CommitCertificate, Vote
 from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.crypto import PrivateKey
 from ledger.genesis import Genesis
+from ledger.recall import ChainLookup, RecallIndex, store_lookup
 from ledger.store import Store
 from ledger.timefmt import format_time, parse_time
 from ledger.tx import Transaction
@@ -38,6 +39,9 @@ class DevChain:
         self.state: ChainState = genesis.initial_state()
         self.membership = genesis.membership()
         self.last_commit: CommitCertificate | None = None
+        self.recalls = RecallIndex()
+        #: Without a store there is no history for a recall to trace (see ledger.recall).
+        self.lookup: ChainLookup | None = store_lookup(store) if store is not None else None
         self.seen: set[str] = set()
         self.known: Callable[[list[str]], set[str]] = (
             store.known_tx_ids if store is not None else (lambda ids: self.seen & set(ids))
@@ -52,10 +56,11 @@ class DevChain:
         """Go on from what `store` holds, after verifying all of it."""
         chain = cls(genesis, validator_keys, store)
         tip = restore_chain(store, genesis)
-        chain.state, chain.membership, chain.last_commit = (
+        chain.state, chain.membership, chain.last_commit, chain.recalls = (
             tip.state,
             tip.membership,
             tip.last_commit,
+            tip.recalls,
         )
         return chain
 
@@ -77,7 +82,10 @@ class DevChain:
     def commit_block(self, txs: list[Transaction], time: str | None = None) -> Block:
         height = self.state.height + 1
         time = time or self.next_time()
-        membership = check_txs(txs, self.membership, height=height, time=time, known=self.known)
+        recalls = self.recalls.begin(height, self.lookup)
+        membership = check_txs(
+            txs, self.membership, height=height, time=time, known=self.known, recalls=recalls
+        )
         proposer = self.state.validators.proposer(height, 0).id
         block = build_block(
             self.state,
@@ -92,6 +100,7 @@ class DevChain:
             self.store.save_block(block, commit, nodes)
         self.seen.update(tx.id for tx in txs)
         self.membership = membership
+        self.recalls = recalls.result()
         self.state = advance(self.state, block, membership.validators)
         self.last_commit = commit
         return block

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time as wallclock
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,9 +34,10 @@ from ledger.errors import DuplicateError, LedgerError
 from ledger.evidence import check_evidence
 from ledger.genesis import Genesis
 from ledger.membership import Membership
+from ledger.recall import RecallIndex, store_lookup
 from ledger.store import Store
 from ledger.timefmt import format_time, now, parse_time
-from ledger.tx import Transaction
+from ledger.tx import Transaction, cache_verified_signatures
 from ledger.validate import check_txs, select_txs
 from ledger.verify import restore_chain
 
@@ -53,7 +55,7 @@ from .consensus.actions import (
 from .consensus.state_machine import ConsensusState
 from .consensus.step import Step
 from .metrics import NodeMetrics
-from .service import NodeCore
+from .service import NodeCore, TxStatus
 from .signstore import SignStore
 from .transport import PeerNetwork, TlsFiles
 
@@ -71,6 +73,7 @@ class Validated:
 
     log_nodes: list[tuple[int, int, bytes]]
     membership: Membership
+    recalls: RecallIndex
 
 
 class Node(NodeCore):
@@ -95,7 +98,10 @@ class Node(NodeCore):
         store = Store(config.db)
         store.bind_chain(genesis.chain_id, genesis.hash, genesis.to_json())
         tip = restore_chain(store, genesis)
-        super().__init__(genesis, store, tip.membership)
+        super().__init__(genesis, store, tip.membership, recalls=tip.recalls)
+        self.recall_lookup = store_lookup(store)
+        # Verify each transaction's signature once: on admission, not again in proposals.
+        cache_verified_signatures(2 * self.mempool.capacity)
         self.state: ChainState = tip.state
         self.last_commit: CommitCertificate | None = tip.last_commit
         self.committed_evidence: set[str] = set(tip.evidence_keys)
@@ -229,16 +235,18 @@ class Node(NodeCore):
             return f"block is for height {block.height}, the chain is at {self.state.height}"
         try:
             nodes = check_next(self.state, block)
+            recalls = self.recalls.begin(block.height, self.recall_lookup)
             membership = check_txs(
                 block.txs,
                 self.membership,
                 height=block.height,
                 time=block.header.time,
                 known=self.store.known_tx_ids,
+                recalls=recalls,
             )
         except LedgerError as exc:
             return exc.message
-        self._validated[block.hash] = Validated(nodes, membership)
+        self._validated[block.hash] = Validated(nodes, membership, recalls.result())
         return None
 
     def _block_time(self) -> str:
@@ -264,6 +272,7 @@ class Node(NodeCore):
             height=request.height,
             time=time,
             known=self.store.known_tx_ids,
+            recalls=self.recalls.begin(request.height, self.recall_lookup),
         )
         self.rejected(rejected)
         evidence = list(self.pending_evidence.values())[: self.config.consensus.max_block_evidence]
@@ -288,10 +297,14 @@ class Node(NodeCore):
                 )
             validated = self._validated[block.hash]
         await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
-        self._advance(block, certificate, validated.membership)
+        self._advance(block, certificate, validated.membership, validated.recalls)
 
     def _advance(
-        self, block: Block, certificate: CommitCertificate, membership: Membership
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        membership: Membership,
+        recalls: RecallIndex,
     ) -> None:
         previous_time = self.state.head_time
         self.state = advance(self.state, block, membership.validators)
@@ -306,7 +319,7 @@ class Node(NodeCore):
             ).key
             self.committed_evidence.add(key)
             self.pending_evidence.pop(key, None)
-        self.committed(block, membership)
+        self.committed(block, membership, recalls)
         self.last_progress = wallclock.monotonic()
         self.metrics.height.set(block.height)
         self.metrics.mempool.set(len(self.mempool))
@@ -361,7 +374,7 @@ class Node(NodeCore):
                 return
             validated = self._validated[block.hash]
             await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
-            self._advance(block, certificate, validated.membership)
+            self._advance(block, certificate, validated.membership, validated.recalls)
             self.metrics.synced_blocks.inc()
             applied += 1
         if applied:
@@ -429,8 +442,7 @@ class Node(NodeCore):
                 self._work.set()
             self._put("message", decoded)
         elif kind == "txs":
-            for data in message.get("txs") or ():
-                self._admit_gossiped(data)
+            self._admit_gossiped(message.get("txs") or ())
         elif kind == "status":
             height = message.get("height")
             if isinstance(height, int) and height >= 0:
@@ -442,20 +454,30 @@ class Node(NodeCore):
         elif kind == "blocks" and isinstance(message.get("items"), list):
             self._put("synced", (peer, message["items"]))
 
-    def _admit_gossiped(self, data: Any) -> None:
-        try:
-            tx = Transaction.from_json(data)
-            NodeCore.submit(self, tx)
-        except DuplicateError:
+    def _admit_gossiped(self, items: Any) -> None:
+        """Admit a peer's batch of transactions; one store lookup for the whole batch."""
+        txs = []
+        for data in items:
+            try:
+                txs.append(Transaction.from_json(data))
+            except LedgerError as exc:
+                log.debug("gossiped transaction refused: %s", exc)
+        if not txs:
             return
-        except LedgerError as exc:
-            log.debug("gossiped transaction refused: %s", exc)
-            return
-        self._work.set()
+        committed = self.committed_among(tx.id for tx in txs)
+        for tx in txs:
+            try:
+                NodeCore.submit(self, tx, committed=committed)
+            except DuplicateError:
+                continue
+            except LedgerError as exc:
+                log.debug("gossiped transaction refused: %s", exc)
+                continue
+            self._work.set()
 
     # -- the API's side -----------------------------------------------------------------------
-    def submit(self, tx: Transaction):  # type: ignore[override]
-        status = super().submit(tx)
+    def submit(self, tx: Transaction, *, committed: Collection[str] | None = None) -> TxStatus:
+        status = super().submit(tx, committed=committed)
         self._gossip_out.append(tx.to_json())
         self._work.set()
         return status

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,7 @@ from ledger.block import Block
 from ledger.errors import DuplicateError, LedgerError
 from ledger.genesis import Genesis
 from ledger.membership import Membership
+from ledger.recall import RecallIndex
 from ledger.store import Store
 from ledger.timefmt import now
 from ledger.tx import Transaction
@@ -50,10 +52,13 @@ class NodeCore:
         *,
         mempool_capacity: int = 100_000,
         remembered_rejections: int = 100_000,
+        recalls: RecallIndex | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
         self.membership = membership
+        #: The recall rule's state after the last committed block (ledger.recall).
+        self.recalls = recalls if recalls is not None else RecallIndex()
         self.mempool = Mempool(mempool_capacity)
         self._rejected: OrderedDict[str, LedgerError] = OrderedDict()
         self._remember = remembered_rejections
@@ -61,19 +66,28 @@ class NodeCore:
         self.height = store.height()
 
     # -- admission ------------------------------------------------------------------------
-    def submit(self, tx: Transaction) -> TxStatus:
+    def submit(self, tx: Transaction, *, committed: Collection[str] | None = None) -> TxStatus:
         """Admit a signed transaction or raise why it can never commit.
 
         Raises DuplicateError when it is already pending or committed (a replay).
+        `committed`: when admitting a batch, which of its ids the store holds, looked up
+        once for the batch with `committed_among` just before (one query, not one per
+        transaction); None looks this one up.
         """
         if tx.id in self.mempool:
             raise DuplicateError(f"transaction {tx.id} is already pending")
-        if self.store.known_tx_ids([tx.id]):
+        known = (tx.id in committed) if committed is not None else self.store.known_tx_ids([tx.id])
+        if known:
             raise DuplicateError(f"transaction {tx.id} is already committed")
         self.membership.check_tx(tx, self.height + 1, now())
+        self.recalls.check(tx)
         self.mempool.add(tx)
         self._rejected.pop(tx.id, None)
         return TxStatus(tx.id, "pending")
+
+    def committed_among(self, tx_ids: Iterable[str]) -> set[str]:
+        """Which of these ids (of a batch about to be submitted) the store holds."""
+        return self.store.known_tx_ids([i for i in tx_ids if i not in self.mempool])
 
     # -- status ---------------------------------------------------------------------------
     def status(self, tx_id: str) -> TxStatus:
@@ -103,10 +117,14 @@ class NodeCore:
                 return self.status(tx_id)
 
     # -- hooks for whoever commits blocks ----------------------------------------------------
-    def committed(self, block: Block, membership: Membership) -> None:
+    def committed(
+        self, block: Block, membership: Membership, recalls: RecallIndex | None = None
+    ) -> None:
         """Call after `block` is durable in the store: wakes every waiter."""
         self.height = block.height
         self.membership = membership
+        if recalls is not None:
+            self.recalls = recalls
         self.mempool.remove(tx.id for tx in block.txs)
         event, self._committed = self._committed, asyncio.Event()
         event.set()

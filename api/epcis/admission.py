@@ -13,7 +13,7 @@ commit it; making eventID uniqueness a ledger rule would close that.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,7 @@ class Admission:
             from nodes.mempool import MempoolFullError
 
             raise MempoolFullError(f"the node has room for {free} more pending transactions")
+        committed = self.node.committed_among(i.tx.id for i in items if i.tx is not None)
         for item in items:
             try:
                 if item.error is not None:
@@ -110,7 +111,7 @@ class Admission:
                 if item.event_id is not None:
                     self._duplicate(item.event_id, recorded, batch)
                     batch.add(item.event_id)
-                if item.tx.id in self.node.mempool or self.node.store.known_tx_ids([item.tx.id]):
+                if item.tx.id in self.node.mempool or item.tx.id in committed:
                     raise DuplicateError(
                         f"transaction {item.tx.id} is already pending or committed"
                     )
@@ -120,14 +121,26 @@ class Admission:
                     raise
                 raise relabel(exc, f"transactions[{item.index}]") from None
 
-    def admit(self, item: Prepared, recorded: dict[str, str], batch: set[str]) -> TxStatus:
-        """Submit one prepared transaction to the node (on the event loop)."""
+    def committed_among(self, items: list[Prepared]) -> set[str]:
+        """Ids of these prepared transactions the chain holds: one lookup for a batch,
+        made on the event loop right before admitting it (see `admit`)."""
+        return self.node.committed_among(i.tx.id for i in items if i.tx and i.error is None)
+
+    def admit(
+        self,
+        item: Prepared,
+        recorded: dict[str, str],
+        batch: set[str],
+        committed: Collection[str] | None = None,
+    ) -> TxStatus:
+        """Submit one prepared transaction to the node (on the event loop). `committed`:
+        from `committed_among` of its batch, with no await in between; None looks it up."""
         if item.error is not None:
             raise item.error
         assert item.tx is not None
         if item.event_id is not None:
             self._duplicate(item.event_id, recorded, batch)
-        status = self.node.submit(item.tx)
+        status = self.node.submit(item.tx, committed=committed)
         if item.event_id is not None:
             self._pending[item.event_id] = item.tx.id
             batch.add(item.event_id)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 from ..app import Services, Svc
+from ..audit.recall_status import recall_for
 from ..codes import CodeError
 from ..codes.batch import RecordedBatch, recorded_batches
 from ..codes.copies import Verdict, judge
@@ -244,8 +245,10 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         history = codes.scans.history(link.instance_id or "")
         verdict = judge(history, current, regions, codes.settings.rules)
     status = auth.status if auth is not None else link.level
+    recall = recall_for(svc, link.instance_id, link.lot_id) if link.level != "product" else None
     if res.media != "text/html" or link_type == "gs1:verificationService":
         doc = _document(res, link, status, issuer, batch, batches, journey, verdict, links)
+        doc["recall"] = recall.to_json() if recall else None
         media = "application/ld+json" if res.media == "application/ld+json" else "application/json"
         return JSONResponse(doc, media_type=media, headers=headers)
     other = "en" if t.lang == "zh" else "zh"
@@ -282,6 +285,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         chain_id=svc.genesis.chain_id,
         head_height=store.height(),
         warning_text=warning_text,
+        recall=recall.message(t.lang) if recall else None,
     )
     return HTMLResponse(html, headers=headers)
 

@@ -190,9 +190,10 @@ async def submit_batch(svc: Svc, request: Request) -> BatchOut:
     if atomic:
         svc.admission.precheck(prepared, recorded)
     results, batch = [], set()
+    committed = svc.admission.committed_among(prepared)
     for item in prepared:
         try:
-            svc.admission.admit(item, recorded, batch)
+            svc.admission.admit(item, recorded, batch, committed)
             results.append(BatchItem(index=item.index, id=item.tx.id, state="pending"))
         except LedgerError as exc:
             body = body_of(exc)

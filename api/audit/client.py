@@ -1,0 +1,145 @@
+"""The regulator's SDK: every audit request is signed here (RFC 9421) with the regulator's
+key, which never leaves this process; recalls are signed here as transactions.
+
+    from api.audit.client import AuditClient
+    with AuditClient("http://127.0.0.1:8700", identity=regulator) as audit:
+        report = audit.verify()
+        tree = audit.trace("https://id.gs1.org/01/06904567000237/10/SQP-261028", "backward")
+        audit.recall(lot, "lead above the limit", wait=30)
+
+Composes `api.client.ParkTraceClient` (chain id, submission, waiting) rather than
+extending it; failures are `ApiClientError` like the rest of the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ..auth import Identity, sign_request
+from ..client import ApiClientError, ParkTraceClient, _error
+
+PREFIX = "/v1/audit"
+
+
+class AuditClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        identity: Identity,
+        timeout: float = 120.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`http`: an httpx client of your own (tests, TLS settings); left open by close()."""
+        self.identity = identity
+        self._owned = http is None
+        self._http = http or httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        self.sdk = ParkTraceClient(url, identity=identity, http=self._http)
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> AuditClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
+    # -- plumbing ------------------------------------------------------------------------
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> httpx.Response:
+        """A signed request; raises ApiClientError for any error answer."""
+        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        request = self._http.build_request(
+            method, path, params=clean or None, content=content, headers=headers
+        )
+        sign_request(request, self.identity, content)
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise ApiClientError(
+                0, "unreachable", f"cannot reach {self._http.base_url}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", PREFIX + path, params=params).json()
+
+    # -- audit ---------------------------------------------------------------------------
+    def verify(self) -> dict[str, Any]:
+        return self._get("/verify")
+
+    def blocks(self, start: int, end: int) -> dict[str, Any]:
+        return self._get("/blocks", start=start, end=end)
+
+    def compare(self) -> dict[str, Any]:
+        return self._get("/compare")
+
+    def receipt(self, tx_id: str) -> bytes:
+        return self.request("GET", f"{PREFIX}/proofs/receipt/{tx_id}").content
+
+    def consistency(self, first: int, second: int) -> bytes:
+        path = f"{PREFIX}/proofs/consistency"
+        return self.request("GET", path, params={"first": first, "second": second}).content
+
+    def evidence(self) -> dict[str, Any]:
+        return self._get("/evidence")
+
+    def evidence_detail(self, key: str) -> dict[str, Any]:
+        return self._get(f"/evidence/{quote(key, safe='')}")
+
+    def search(self, **filters: Any) -> dict[str, Any]:
+        return self._get("/events", **filters)
+
+    def search_csv(self, **filters: Any) -> bytes:
+        return self.request("GET", f"{PREFIX}/events.csv", params=filters).content
+
+    def trace(self, identifier: str, direction: str) -> dict[str, Any]:
+        return self._get(f"/trace/{direction}", identifier=identifier)
+
+    def recall_plan(self, lot: str) -> dict[str, Any]:
+        return self._get("/recalls/plan", lot=lot)
+
+    def recalls(self) -> dict[str, Any]:
+        return self._get("/recalls")
+
+    def recall_status(self, identifier: str) -> dict[str, Any]:
+        return self._get("/recalls/status", identifier=identifier)
+
+    def report_draft(self) -> dict[str, Any]:
+        return self._get("/report")
+
+    # -- recording a recall ----------------------------------------------------------------
+    def recall(
+        self,
+        lot: str,
+        reason: str,
+        *,
+        reference: str | None = None,
+        wait: float = 0,
+    ) -> list[dict[str, Any]]:
+        """Ask the node which units the lot reached (`recall_plan`), sign the recall
+        transaction(s) here and submit them; with `wait`, block until committed."""
+        plan = self.recall_plan(lot)
+        statuses = []
+        for payload in plan["payloads"]:
+            payload = {**payload, "reason": reason}
+            if reference:
+                payload["reference"] = reference
+            tx = self.sdk.sign("recall", payload)
+            statuses.append(self.sdk.submit(tx, wait=wait))
+        return statuses
