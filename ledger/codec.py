@@ -138,6 +138,50 @@ def canonical(obj: Any) -> bytes:
         raise EncodingError(f"cannot encode canonically: {exc}") from exc
 
 
+class _NotPlain(Exception):
+    """A number `loads_with_canonical` leaves to the general path."""
+
+
+def _not_plain(_text: str) -> Any:
+    raise _NotPlain
+
+
+def _plain_int(text: str) -> int:
+    value = int(text)
+    if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+        return value
+    raise _NotPlain
+
+
+#: json's decoder, refusing (by raising _NotPlain) floats, NaN/Infinity and integers JCS
+#: cannot represent exactly: with none of those, and no character beyond the BMP, a value
+#: parsed from JSON is one `_fast_path_applies` accepts (its keys are strings).
+_PLAIN_DECODER = json.JSONDecoder(
+    parse_float=_not_plain, parse_int=_plain_int, parse_constant=_not_plain
+)
+#: A 4-byte UTF-8 sequence (a character beyond the BMP) or any \u escape (which could
+#: spell one): such text takes the general path.
+_NOT_PLAIN_BYTES = re.compile(rb"[\xf0-\xff]|\\u")
+
+
+def loads_with_canonical(raw: bytes) -> tuple[Any, bytes | None]:
+    """`json.loads(raw)`, and `canonical()` of the value when it comes cheaper than walking
+    the value first: when the text has no float, no integer beyond 2^53 and no character
+    beyond the BMP, the C encoder's bytes are RFC 8785's (see `_fast_path_applies`).
+    Otherwise (or for a lone surrogate) the encoding is None: call `canonical()`."""
+    if _NOT_PLAIN_BYTES.search(raw) is None:
+        try:
+            value = _PLAIN_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        except _NotPlain:
+            pass
+        else:
+            try:
+                return value, _fast_dumps(value).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: canonical() decides
+                return value, None
+    return json.loads(raw), None
+
+
 def reference_canonical(obj: Any) -> bytes:
     """The reference implementation alone, for tests that compare the two."""
     return rfc8785.dumps(obj)

@@ -132,6 +132,13 @@ class Transaction:
     @classmethod
     def from_json(cls, data: Any) -> Transaction:
         """Strictly parse the wire form; every problem is a typed error naming the field."""
+        return cls._from_json(data, None)
+
+    @classmethod
+    def _from_json(cls, data: Any, canonical: bytes | None) -> Transaction:
+        """`from_json`; `canonical`, if given, is `codec.canonical(data)`, which is the
+        envelope's canonical bytes once `data` is a valid envelope (`to_json()` gives back
+        `data`: exact keys, strict base64, the payload object itself)."""
         env = _require_keys(data, ("body", "signature"), "transaction")
         body = _require_keys(env["body"], BODY_FIELDS, "body")
         sig = _require_keys(env["signature"], ("scheme", "value"), "signature")
@@ -152,6 +159,8 @@ class Transaction:
         tx = cls(
             chain_id, tx_type, body["payload"], signer, timestamp, nonce, scheme_name, signature
         )
+        if canonical is not None:
+            object.__setattr__(tx, "_canonical", canonical)
         size = len(tx.canonical())
         if size > MAX_TX_BYTES:
             raise TooLargeError(f"transaction is {size} bytes; the limit is {MAX_TX_BYTES}")
@@ -160,7 +169,16 @@ class Transaction:
     @classmethod
     def from_canonical(cls, raw: bytes) -> Transaction:
         """Parse bytes that must already be the canonical encoding (stored or relayed)."""
-        tx = cls.parse(raw)
+        if isinstance(raw, bytes) and len(raw) <= MAX_TX_BYTES * 2:
+            # What `parse` does, without walking the value to canonicalise it (the verifier
+            # reads every stored transaction through here).
+            try:
+                data, canonical = codec.loads_with_canonical(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise EncodingError(f"transaction is not valid JSON: {exc}") from exc
+            tx = cls._from_json(data, canonical)
+        else:
+            tx = cls.parse(raw)
         if tx.canonical() != raw:
             raise EncodingError("transaction is not in canonical form (its bytes were altered)")
         return tx

@@ -24,6 +24,8 @@ from ..tx import Transaction
 from .models import BlockRow, LogNodeRow, Meta, ProductRow, TxRow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_BLOCK = BlockRow.__table__.c
+_TX = TxRow.__table__.c
 _KNOWN_CHUNK = 500  # ids per lookup statement (SQLite's host-parameter limit is far above)
 
 
@@ -239,17 +241,23 @@ class Store:
 
     # -- reads ----------------------------------------------------------------------------
     def height(self) -> int:
-        with Session(self.engine) as session:
-            return session.scalar(select(func.max(BlockRow.height))) or 0
+        # On the driver's cursor: the API's reads ask this before each query (catching up).
+        with self.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute("SELECT MAX(height) FROM blocks")
+                return cursor.fetchone()[0] or 0
+            finally:
+                cursor.close()
 
     def header(self, height: int) -> Header | None:
-        with Session(self.engine) as session:
-            text = session.scalar(select(BlockRow.header).where(BlockRow.height == height))
+        with self.engine.connect() as conn:
+            text = conn.scalar(select(_BLOCK.header).where(_BLOCK.height == height))
         return Header.from_json(json.loads(text)) if text else None
 
     def commit(self, height: int) -> CommitCertificate | None:
-        with Session(self.engine) as session:
-            text = session.scalar(select(BlockRow.commit).where(BlockRow.height == height))
+        with self.engine.connect() as conn:
+            text = conn.scalar(select(_BLOCK.commit).where(_BLOCK.height == height))
         return CommitCertificate.from_json(json.loads(text)) if text else None
 
     def block(self, height: int) -> Block | None:
@@ -275,34 +283,32 @@ class Store:
             # Core rows, not ORM instances: the verifier and the event index read every
             # stored transaction through here.
             with self.engine.connect() as conn:
-                b_ = BlockRow.__table__.c
+                b = _BLOCK
                 blocks = conn.execute(
-                    select(b_.height, b_.hash, b_.time, b_.header, b_.evidence, b_.commit)
-                    .where(b_.height.between(low, high))
-                    .order_by(b_.height)
+                    select(b.height, b.hash, b.time, b.header, b.evidence, b.commit)
+                    .where(b.height.between(low, high))
+                    .order_by(b.height)
                 ).all()
                 if not blocks:
                     return
                 txs: dict[int, list[RawTx]] = {}
-                t_ = TxRow.__table__.c
+                t = _TX
                 rows = conn.execute(
-                    select(
-                        t_.id, t_.height, t_.position, t_.log_index, t_.type, t_.signer, t_.envelope
-                    )
-                    .where(t_.height.between(low, high))
-                    .order_by(t_.height, t_.position)
+                    select(t.id, t.height, t.position, t.log_index, t.type, t.signer, t.envelope)
+                    .where(t.height.between(low, high))
+                    .order_by(t.height, t.position)
                 )
-                for t in rows:
-                    txs.setdefault(t.height, []).append(RawTx(*t))
-                for b in blocks:
+                for row in rows:
+                    txs.setdefault(row.height, []).append(RawTx(*row))
+                for block in blocks:
                     yield RawBlock(
-                        b.height,
-                        b.hash,
-                        b.time,
-                        b.header,
-                        b.evidence,
-                        b.commit,
-                        txs.get(b.height, []),
+                        block.height,
+                        block.hash,
+                        block.time,
+                        block.header,
+                        block.evidence,
+                        block.commit,
+                        txs.get(block.height, []),
                     )
             low = high + 1
 
@@ -311,16 +317,18 @@ class Store:
             key = codec.hexdecode(tx_id, field="transaction id", size=32)
         except LedgerError:
             return None
-        with Session(self.engine) as session:
-            row = session.get(TxRow, key)
-            if row is None:
-                return None
-            return StoredTx(
-                Transaction.from_json(json.loads(row.envelope)),
-                row.height,
-                row.position,
-                row.log_index,
-            )
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_TX.envelope, _TX.height, _TX.position, _TX.log_index).where(_TX.id == key)
+            ).first()
+        if row is None:
+            return None
+        return StoredTx(
+            Transaction.from_json(json.loads(row.envelope)),
+            row.height,
+            row.position,
+            row.log_index,
+        )
 
     def known_tx_ids(self, tx_ids: list[str]) -> set[str]:
         """Which of these ids are already committed (for duplicate and replay checks)."""
@@ -347,20 +355,21 @@ class Store:
         return found
 
     def txs_for_product(self, identifier: str, limit: int = 1000) -> list[StoredTx]:
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(TxRow)
-                .join(ProductRow, ProductRow.log_index == TxRow.log_index)
-                .where(ProductRow.identifier == identifier)
-                .order_by(TxRow.log_index)
+        product = ProductRow.__table__.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_TX.envelope, _TX.height, _TX.position, _TX.log_index)
+                .join(ProductRow.__table__, product.log_index == _TX.log_index)
+                .where(product.identifier == identifier)
+                .order_by(_TX.log_index)
                 .limit(limit)
-            ).scalars()
-            return [
-                StoredTx(
-                    Transaction.from_json(json.loads(r.envelope)), r.height, r.position, r.log_index
-                )
-                for r in rows
-            ]
+            ).all()
+        return [
+            StoredTx(
+                Transaction.from_json(json.loads(r.envelope)), r.height, r.position, r.log_index
+            )
+            for r in rows
+        ]
 
     def product_rows(self, start_log_index: int, end_log_index: int) -> list[tuple[str, int]]:
         with self.engine.connect() as conn:  # Core: the verifier asks once per block
@@ -374,8 +383,8 @@ class Store:
     # -- the whole-ledger log ---------------------------------------------------------------
     def node(self, level: int, index: int) -> bytes:
         """NodeSource for merkle.TreeProofs."""
-        with Session(self.engine) as session:
-            value = session.scalar(
+        with self.engine.connect() as conn:  # Core: a receipt reads O(log² n) of these
+            value = conn.scalar(
                 select(LogNodeRow.hash).where(LogNodeRow.level == level, LogNodeRow.index == index)
             )
         if value is None:
@@ -393,8 +402,8 @@ class Store:
 
     def log_size(self) -> int:
         """Leaves in the whole-ledger log (an index lookup, not a count)."""
-        with Session(self.engine) as session:
-            last = session.scalar(select(func.max(LogNodeRow.index)).where(LogNodeRow.level == 0))
+        with self.engine.connect() as conn:
+            last = conn.scalar(select(func.max(LogNodeRow.index)).where(LogNodeRow.level == 0))
         return 0 if last is None else last + 1
 
     def frontier(self) -> merkle.Frontier:
