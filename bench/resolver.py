@@ -94,18 +94,9 @@ def _index_url(directory: Path) -> str:
 # -- the dataset -----------------------------------------------------------------------------
 def _follow(store_url: str, index_url: str, stop: Any) -> None:
     """Keep the on-disk event index up with the store while it is being built."""
-    import functools
-
-    from api.epcis import index as index_module
     from api.epcis.index import EventIndex
     from ledger.store import Store
 
-    # Memoised here, in the process that builds the fixture's index, only: a pure function
-    # of its argument, and identifiers repeat (lots, locations). The servers measured run
-    # the code as it is.
-    index_module.canonical_identifier = functools.lru_cache(maxsize=1 << 16)(  # type: ignore[assignment]
-        index_module.canonical_identifier
-    )
     store = Store(store_url, migrate=False)
     index = EventIndex(store, index_url)
     while not stop.is_set():

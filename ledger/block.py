@@ -10,6 +10,7 @@ canonical certificate of block h, so every node ends up storing the same certifi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -284,15 +285,21 @@ class Block:
             raise BlockError(f"{where}: last commit does not match the header's last_commit_hash")
 
     def to_json(self) -> dict[str, Any]:
+        """The wire form peers exchange. Each transaction travels as its canonical text: a
+        receiver that already holds it (gossiped earlier) finds it by those bytes instead
+        of parsing and re-encoding it, and any other is parsed strictly from them."""
         return {
             "header": self.header.to_json(),
-            "txs": [tx.to_json() for tx in self.txs],
+            "txs": [tx.canonical().decode("utf-8") for tx in self.txs],
             "evidence": list(self.evidence),
             "last_commit": self.last_commit.to_json() if self.last_commit else None,
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> Block:
+    def from_json(cls, data: Any, known: KnownTxs | None = None) -> Block:
+        """Strictly parse the wire form. `known` maps canonical envelope bytes to a
+        transaction the caller holds already (its mempool); the bytes being identical, it
+        is the transaction those bytes would parse to."""
         obj = _require_keys(data, ("header", "txs", "evidence", "last_commit"), "block")
         if not isinstance(obj["txs"], list) or not isinstance(obj["evidence"], list):
             raise SchemaError("block: txs and evidence must be lists")
@@ -301,7 +308,24 @@ class Block:
         last = obj["last_commit"]
         return cls(
             Header.from_json(obj["header"]),
-            tuple(Transaction.from_json(t) for t in obj["txs"]),
+            tuple(_tx_of(text, known, i) for i, text in enumerate(obj["txs"])),
             tuple(obj["evidence"]),
             CommitCertificate.from_json(last) if last is not None else None,
         )
+
+
+#: Canonical envelope bytes -> the transaction they encode, for those a node holds.
+KnownTxs = Callable[[bytes], Transaction | None]
+
+
+def _tx_of(text: Any, known: KnownTxs | None, index: int) -> Transaction:
+    if isinstance(text, dict):  # the envelope as an object, as files written before hold it
+        return Transaction.from_json(text)
+    if not isinstance(text, str):
+        raise SchemaError(f"block.txs[{index}]: expected a transaction's canonical JSON text")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SchemaError(f"block.txs[{index}]: not UTF-8 text") from exc
+    held = known(raw) if known is not None else None
+    return held if held is not None else Transaction.from_canonical(raw)

@@ -159,19 +159,20 @@ def _plain_int(text: str) -> int:
 _PLAIN_DECODER = json.JSONDecoder(
     parse_float=_not_plain, parse_int=_plain_int, parse_constant=_not_plain
 )
-#: A 4-byte UTF-8 sequence (a character beyond the BMP) or any \u escape (which could
-#: spell one): such text takes the general path.
-_NOT_PLAIN_BYTES = re.compile(rb"[\xf0-\xff]|\\u")
+#: The lead byte of a 4-byte UTF-8 sequence (a character beyond the BMP).
+_FOUR_BYTE_LEAD = re.compile(rb"[\xf0-\xff]")
 
 
 def loads_with_canonical(raw: bytes) -> tuple[Any, bytes | None]:
     """`json.loads(raw)`, and `canonical()` of the value when it comes cheaper than walking
-    the value first: when the text has no float, no integer beyond 2^53 and no character
-    beyond the BMP, the C encoder's bytes are RFC 8785's (see `_fast_path_applies`).
-    Otherwise (or for a lone surrogate) the encoding is None: call `canonical()`."""
-    if _NOT_PLAIN_BYTES.search(raw) is None:
+    the value first: when the text has no float, no integer beyond 2^53, no \\u escape
+    (which could spell a character beyond the BMP) and no such character, the C encoder's
+    bytes are RFC 8785's (see `_fast_path_applies`). Otherwise (or for a lone surrogate)
+    the encoding is None: call `canonical()`."""
+    plain = b"\\u" not in raw and (raw.isascii() or _FOUR_BYTE_LEAD.search(raw) is None)
+    if plain:
         try:
-            value = _PLAIN_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+            value = _PLAIN_DECODER.decode(raw.decode("utf-8", "surrogatepass"))
         except _NotPlain:
             pass
         else:

@@ -22,6 +22,9 @@ class Mempool:
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
         self._txs: dict[str, Transaction] = {}
+        #: The same transactions by canonical envelope bytes: a proposal or a gossiped
+        #: batch names its transactions by those, and what is held here need not be parsed.
+        self._by_bytes: dict[bytes, Transaction] = {}
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -32,6 +35,10 @@ class Mempool:
     def get(self, tx_id: str) -> Transaction | None:
         return self._txs.get(tx_id)
 
+    def by_canonical(self, raw: bytes) -> Transaction | None:
+        """The pending transaction whose canonical envelope is `raw`, if any."""
+        return self._by_bytes.get(raw)
+
     def add(self, tx: Transaction) -> bool:
         """Admit `tx`; False if it was already here."""
         if tx.id in self._txs:
@@ -41,6 +48,7 @@ class Mempool:
                 f"this node holds {self.capacity} pending transactions; retry shortly"
             )
         self._txs[tx.id] = tx
+        self._by_bytes[tx.canonical()] = tx
         return True
 
     def peek(self, limit: int) -> list[Transaction]:
@@ -54,4 +62,6 @@ class Mempool:
 
     def remove(self, tx_ids: Iterable[str]) -> None:
         for tx_id in tx_ids:
-            self._txs.pop(tx_id, None)
+            tx = self._txs.pop(tx_id, None)
+            if tx is not None:
+                del self._by_bytes[tx.canonical()]

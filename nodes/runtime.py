@@ -30,7 +30,7 @@ from typing import Any
 from ledger.block import Block, CommitCertificate
 from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.crypto import PrivateKey
-from ledger.errors import DuplicateError, LedgerError
+from ledger.errors import DuplicateError, LedgerError, SchemaError
 from ledger.evidence import check_evidence
 from ledger.genesis import Genesis
 from ledger.membership import Membership
@@ -125,7 +125,7 @@ class Node(NodeCore):
         self.last_progress = wallclock.monotonic()
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._validated: dict[str, Validated] = {}
-        self._gossip_out: list[dict[str, Any]] = []
+        self._gossip_out: list[str] = []
         self._work = asyncio.Event()
         self._entering: asyncio.Task[None] | None = None
         self._proposing: asyncio.Task[None] | None = None
@@ -351,7 +351,7 @@ class Node(NodeCore):
         applied = 0
         for item in items:
             try:
-                block = Block.from_json(item["block"])
+                block = Block.from_json(item["block"], self.mempool.by_canonical)
                 certificate = CommitCertificate.from_json(item["commit"])
             except (LedgerError, KeyError, TypeError) as exc:
                 log.warning("peer %s sent a malformed block: %s", peer, exc)
@@ -434,7 +434,7 @@ class Node(NodeCore):
         kind = message.get("kind")
         if kind == "consensus":
             try:
-                decoded = messages.decode(message.get("msg"))
+                decoded = messages.decode(message.get("msg"), self.mempool.by_canonical)
             except LedgerError as exc:
                 log.debug("dropping a malformed consensus message from %s: %s", peer, exc)
                 return
@@ -455,12 +455,17 @@ class Node(NodeCore):
             self._put("synced", (peer, message["items"]))
 
     def _admit_gossiped(self, items: Any) -> None:
-        """Admit a peer's batch of transactions; one store lookup for the whole batch."""
+        """Admit a peer's batch of transactions (canonical envelope texts); one store lookup
+        for the whole batch. Those already pending here are skipped unparsed."""
         txs = []
-        for data in items:
+        for text in items if isinstance(items, list) else ():
             try:
-                txs.append(Transaction.from_json(data))
-            except LedgerError as exc:
+                if not isinstance(text, str):
+                    raise SchemaError("gossiped transaction: expected its canonical JSON text")
+                raw = text.encode("utf-8")
+                if self.mempool.by_canonical(raw) is None:
+                    txs.append(Transaction.from_canonical(raw))
+            except (LedgerError, UnicodeEncodeError) as exc:
                 log.debug("gossiped transaction refused: %s", exc)
         if not txs:
             return
@@ -478,7 +483,7 @@ class Node(NodeCore):
     # -- the API's side -----------------------------------------------------------------------
     def submit(self, tx: Transaction, *, committed: Collection[str] | None = None) -> TxStatus:
         status = super().submit(tx, committed=committed)
-        self._gossip_out.append(tx.to_json())
+        self._gossip_out.append(tx.canonical().decode("utf-8"))
         self._work.set()
         return status
 

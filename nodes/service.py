@@ -15,6 +15,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from ledger.block import Block
@@ -23,7 +24,6 @@ from ledger.genesis import Genesis
 from ledger.membership import Membership
 from ledger.recall import RecallIndex
 from ledger.store import Store
-from ledger.timefmt import now
 from ledger.tx import Transaction
 from ledger.validate import Rejected
 
@@ -79,7 +79,7 @@ class NodeCore:
         known = (tx.id in committed) if committed is not None else self.store.known_tx_ids([tx.id])
         if known:
             raise DuplicateError(f"transaction {tx.id} is already committed")
-        self.membership.check_tx(tx, self.height + 1, now())
+        self.membership.check_tx(tx, self.height + 1, datetime.now(UTC))
         self.recalls.check(tx)
         self.mempool.add(tx)
         self._rejected.pop(tx.id, None)

@@ -153,3 +153,26 @@ def test_fast_path_edge_cases() -> None:
         codec.canonical({"lone": "\ud800"})
     with pytest.raises(EncodingError):
         codec.canonical({1: "int key"})
+
+
+@settings(max_examples=1500, derandomize=True, database=None)
+@given(_json, st.booleans())
+def test_loads_with_canonical_is_loads_and_canonical(value: object, ascii_only: bool) -> None:
+    """Whatever the text, the value is json.loads's, and an encoding given is RFC 8785's."""
+    for raw in (
+        codec.reference_canonical(value),
+        json.dumps(value, ensure_ascii=ascii_only).encode(),  # escapes, spaces, key order
+    ):
+        parsed, canonical = codec.loads_with_canonical(raw)
+        assert parsed == json.loads(raw)
+        if canonical is not None:
+            assert canonical == codec.reference_canonical(parsed)
+
+
+def test_loads_with_canonical_leaves_the_unusual_to_the_general_path() -> None:
+    for text in ('{"a":1.5}', '{"a":9007199254740993}', '{"\\ud83d\\ude00":1}', '{"a":NaN}'):
+        assert codec.loads_with_canonical(text.encode())[1] is None
+    assert codec.loads_with_canonical('{"b":"é","a":[1]}'.encode()) == (
+        {"b": "é", "a": [1]},
+        '{"a":[1],"b":"é"}'.encode(),
+    )

@@ -126,3 +126,16 @@ def test_wrong_domain() -> None:
         Transaction.from_json(data).verify_signature(KEY.public_key)
     with pytest.raises(DomainError, match="unknown signing domain"):
         codec.domain_bytes("transaction", tx.body())
+
+
+def test_from_canonical_takes_only_the_canonical_bytes() -> None:
+    tx = make(payload={"event": {"type": "ObjectEvent", "note": "文山三七 \U0001f34a", "n": 3}})
+    raw = tx.canonical()
+    assert Transaction.from_canonical(raw) == tx
+    for other in (
+        json.dumps(tx.to_json()).encode(),  # spaces and \u escapes: the same value
+        raw.replace(b'"n":3', b'"n":3.0'),
+        raw + b" ",
+    ):
+        with pytest.raises(EncodingError):
+            Transaction.from_canonical(other)

@@ -10,6 +10,7 @@ are indexed in GS1's canonical Digital Link form when they have one, so
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterable, Iterator
@@ -108,8 +109,10 @@ CLASS_ROLES = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def canonical_identifier(value: str) -> str:
-    """GS1 canonical Digital Link form of an EPC/class/location URI, else the value."""
+    """GS1 canonical Digital Link form of an EPC/class/location URI, else the value.
+    Memoised: a pure function, and locations, classes and lots recur in event after event."""
     try:
         return normaliser(value) or value
     except Exception:  # the normaliser is a heuristic parser; unknown forms stay as given

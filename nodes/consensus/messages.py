@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ledger import codec
-from ledger.block import Block, CommitCertificate, Vote
+from ledger.block import Block, CommitCertificate, KnownTxs, Vote
 from ledger.errors import LedgerError, SignatureError
 from ledger.evidence import DuplicateVote
 from ledger.tx import _require_keys
@@ -145,7 +145,7 @@ class Proposal:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> Proposal:
+    def from_json(cls, data: Any, known: KnownTxs | None = None) -> Proposal:
         obj = _require_keys(data, PROPOSAL_FIELDS, "proposal")
         round_ = _int(obj, "round", 0)
         return cls(
@@ -153,7 +153,7 @@ class Proposal:
             _int(obj, "height", 1, MAX_HEIGHT),
             round_,
             _int(obj, "pol_round", -1, round_ - 1),
-            _block(obj["block"]),
+            _block(obj["block"], known),
             _str(obj, "proposer"),
             codec.b64decode(obj["signature"], field="proposal.signature"),
         )
@@ -174,9 +174,9 @@ class Decision:
         return {"block": self.block.to_json(), "certificate": self.certificate.to_json()}
 
     @classmethod
-    def from_json(cls, data: Any) -> Decision:
+    def from_json(cls, data: Any, known: KnownTxs | None = None) -> Decision:
         obj = _require_keys(data, ("block", "certificate"), "decision")
-        return cls(_block(obj["block"]), CommitCertificate.from_json(obj["certificate"]))
+        return cls(_block(obj["block"], known), CommitCertificate.from_json(obj["certificate"]))
 
 
 @dataclass(frozen=True)
@@ -208,8 +208,8 @@ KINDS: dict[str, type[Proposal] | type[Vote] | type[Decision] | type[Evidence]] 
 }
 
 
-def _block(data: Any) -> Block:
-    block = Block.from_json(data)
+def _block(data: Any, known: KnownTxs | None) -> Block:
+    block = Block.from_json(data, known)
     if not all(isinstance(record, dict) for record in block.evidence):
         raise MessageError("block.evidence: every record must be an object")
     return block
@@ -230,14 +230,21 @@ def encode(message: Message) -> dict[str, Any]:
     return {"kind": kind_of(message), "body": message.to_json()}
 
 
-def decode(data: Any) -> Message:
-    """Strictly decode untrusted JSON into a message, or raise a LedgerError subclass."""
+def decode(data: Any, known: KnownTxs | None = None) -> Message:
+    """Strictly decode untrusted JSON into a message, or raise a LedgerError subclass.
+    `known`: the transactions the receiver holds, by canonical bytes (`Block.from_json`)."""
     obj = _require_keys(data, ("kind", "body"), "message")
     kind = obj["kind"]
     if not isinstance(kind, str) or kind not in KINDS:
         raise MessageError(f"message.kind: expected one of {sorted(KINDS)}, got {kind!r}")
     try:
-        message = KINDS[kind].from_json(obj["body"])
+        body = obj["body"]
+        if kind == "proposal":
+            message: Message = Proposal.from_json(body, known)
+        elif kind == "decision":
+            message = Decision.from_json(body, known)
+        else:
+            message = KINDS[kind].from_json(body)
     except LedgerError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:

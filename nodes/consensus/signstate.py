@@ -9,6 +9,7 @@ signing new ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,15 @@ def _int(obj: dict[str, Any], key: str, lo: int) -> int:
     return value
 
 
-def _block(data: Any) -> Block | None:
-    return None if data is None else Block.from_json(data)
+def _block(data: Any, blocks: Mapping[str, Block] | None) -> Block | None:
+    """A block field: the block itself, or (with `blocks`) its hash, looked up there."""
+    if data is None:
+        return None
+    if blocks is None or isinstance(data, dict):  # a state written with its blocks inline
+        return Block.from_json(data)
+    if not isinstance(data, str) or data not in blocks:
+        raise SchemaError(f"sign state: no stored block {str(data)[:80]!r}")
+    return blocks[data]
 
 
 @dataclass(frozen=True)
@@ -57,21 +65,39 @@ class SignState:
     votes: tuple[Vote, ...]  # one per (round, type): the only vote this node may send there
     proposals: tuple[Proposal, ...]  # one per round in which this node proposed
 
-    def to_json(self) -> dict[str, Any]:
+    def blocks(self) -> dict[str, Block]:
+        """Every block this state refers to, by hash (most often one, referred to thrice)."""
+        found = [self.locked_value, self.valid_value, *(p.block for p in self.proposals)]
+        return {block.hash: block for block in found if block is not None}
+
+    def to_json(self, *, by_hash: bool = False) -> dict[str, Any]:
+        """The state; with `by_hash`, each block is named by its hash (`blocks()` holds
+        them), so that a host can store a block once instead of with every vote."""
+
+        def block(value: Block | None) -> Any:
+            if value is None:
+                return None
+            return value.hash if by_hash else value.to_json()
+
+        proposals = [
+            {**p.to_json(), "block": p.block.hash} if by_hash else p.to_json()
+            for p in self.proposals
+        ]
         return {
             "height": self.height,
             "round": self.round,
             "step": self.step.label,
             "locked_round": self.locked_round,
-            "locked_value": self.locked_value.to_json() if self.locked_value else None,
+            "locked_value": block(self.locked_value),
             "valid_round": self.valid_round,
-            "valid_value": self.valid_value.to_json() if self.valid_value else None,
+            "valid_value": block(self.valid_value),
             "votes": [vote.to_json() for vote in self.votes],
-            "proposals": [proposal.to_json() for proposal in self.proposals],
+            "proposals": proposals,
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> SignState:
+    def from_json(cls, data: Any, blocks: Mapping[str, Block] | None = None) -> SignState:
+        """Parse `to_json()`; or, given `blocks`, `to_json(by_hash=True)`."""
         obj = _require_keys(data, FIELDS, "sign state")
         if not isinstance(obj["votes"], list) or not isinstance(obj["proposals"], list):
             raise SchemaError("sign state: votes and proposals must be lists")
@@ -79,16 +105,27 @@ class SignState:
             step = Step.from_label(obj["step"])
         except ValueError as exc:
             raise SchemaError(f"sign state.step: {exc}") from exc
+        proposals = []
+        for item in obj["proposals"]:
+            if blocks is None:
+                proposals.append(Proposal.from_json(item))
+                continue
+            if not isinstance(item, dict):
+                raise SchemaError("sign state.proposals: expected objects")
+            held = _block(item.get("block"), blocks)
+            if held is None:
+                raise SchemaError("sign state.proposals: a proposal names no block")
+            proposals.append(Proposal.from_json({**item, "block": held.to_json()}))
         state = cls(
             _int(obj, "height", 1),
             _int(obj, "round", 0),
             step,
             _int(obj, "locked_round", -1),
-            _block(obj["locked_value"]),
+            _block(obj["locked_value"], blocks),
             _int(obj, "valid_round", -1),
-            _block(obj["valid_value"]),
+            _block(obj["valid_value"], blocks),
             tuple(Vote.from_json(v) for v in obj["votes"]),
-            tuple(Proposal.from_json(p) for p in obj["proposals"]),
+            tuple(proposals),
         )
         state.check()
         return state
