@@ -143,8 +143,34 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _event_row(event: dict[str, Any]) -> dict[str, Any]:
-    """The indexed columns of one recorded event."""
+#: The columns `_event_columns` gives, in its order, after the transaction's own.
+_EVENT_OWN = (
+    "event_id",
+    "event_type",
+    "event_time_us",
+    "action",
+    "biz_step",
+    "disposition",
+    "read_point",
+    "biz_location",
+    "transformation_id",
+    "error_declaration",
+)
+_EVENT_COLUMNS = (
+    "log_index",
+    "tx_id",
+    "height",
+    "signer",
+    "record_time",
+    "record_time_us",
+    "event",
+    *_EVENT_OWN,
+)
+_MEMBER_COLUMNS = ("log_index", "tx_id", "height", "type", "certificates")
+
+
+def _event_columns(event: dict[str, Any]) -> tuple[Any, ...]:
+    """The indexed columns of one recorded event, in `_EVENT_OWN` order."""
 
     def location(key: str) -> str | None:
         value = event.get(key)
@@ -152,18 +178,18 @@ def _event_row(event: dict[str, Any]) -> dict[str, Any]:
         return canonical_identifier(ident) if ident else None
 
     step, disposition = _text(event.get("bizStep")), _text(event.get("disposition"))
-    return {
-        "event_id": _event_id(event),
-        "event_type": str(event.get("type", ""))[:64],
-        "event_time_us": time_micros(event.get("eventTime", "")) or 0,
-        "action": _text(event.get("action")),
-        "biz_step": cbv.normalize(step, cbv.BIZ_STEP) if step else None,
-        "disposition": cbv.normalize(disposition, cbv.DISPOSITION) if disposition else None,
-        "read_point": location("readPoint"),
-        "biz_location": location("bizLocation"),
-        "transformation_id": _text(event.get("transformationID")),
-        "error_declaration": isinstance(event.get("errorDeclaration"), dict),
-    }
+    return (
+        _event_id(event),
+        str(event.get("type", ""))[:64],
+        time_micros(event.get("eventTime", "")) or 0,
+        _text(event.get("action")),
+        cbv.normalize(step, cbv.BIZ_STEP) if step else None,
+        cbv.normalize(disposition, cbv.DISPOSITION) if disposition else None,
+        location("readPoint"),
+        location("bizLocation"),
+        _text(event.get("transformationID")),
+        isinstance(event.get("errorDeclaration"), dict),
+    )
 
 
 def _event_id(event: dict[str, Any]) -> str | None:
@@ -250,49 +276,40 @@ class EventIndex:
         header = json.loads(raw.header)
         record_time = header["time"]
         record_us = time_micros(record_time) or 0
-        event_rows, ident_rows, member_rows = [], [], []
+        event_rows: list[tuple[Any, ...]] = []
+        ident_rows: list[tuple[Any, ...]] = []
+        member_rows: list[tuple[Any, ...]] = []
         for t in raw.txs:
             if t.type != EPCIS_TX_TYPE and t.type not in MEMBERSHIP_TYPES:
                 continue
             body = json.loads(t.envelope)["body"]
             payload = body.get("payload") or {}
+            tx_id = t.id.hex()
             if t.type in MEMBERSHIP_TYPES:
-                member_rows.append(
-                    {
-                        "log_index": t.log_index,
-                        "tx_id": t.id.hex(),
-                        "height": t.height,
-                        "type": t.type,
-                        "certificates": json.dumps(_added_certificates(t.type, payload)),
-                    }
-                )
+                certificates = json.dumps(_added_certificates(t.type, payload))
+                member_rows.append((t.log_index, tx_id, t.height, t.type, certificates))
                 continue
             event = payload.get("event")
             if not isinstance(event, dict):
                 continue
+            text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
             event_rows.append(
-                {
-                    "log_index": t.log_index,
-                    "tx_id": t.id.hex(),
-                    "height": t.height,
-                    "signer": t.signer,
-                    "record_time": record_time,
-                    "record_time_us": record_us,
-                    "event": json.dumps(event, ensure_ascii=False, separators=(",", ":")),
-                    **_event_row(event),
-                }
+                (
+                    t.log_index,
+                    tx_id,
+                    t.height,
+                    t.signer,
+                    record_time,
+                    record_us,
+                    text,
+                    *_event_columns(event),
+                )
             )
-            ident_rows += [
-                {"identifier": i, "role": r, "log_index": t.log_index}
-                for i, r in sorted(event_identifiers(event))
-            ]
+            ident_rows += [(i, r, t.log_index) for i, r in sorted(event_identifiers(event))]
         with self.engine.begin() as conn:
-            if event_rows:
-                conn.execute(insert(events), event_rows)
-            if ident_rows:
-                conn.execute(insert(identifiers), ident_rows)
-            if member_rows:
-                conn.execute(insert(membership_txs), member_rows)
+            _insert_many(conn, events, _EVENT_COLUMNS, event_rows)
+            _insert_many(conn, identifiers, ("identifier", "role", "log_index"), ident_rows)
+            _insert_many(conn, membership_txs, _MEMBER_COLUMNS, member_rows)
             _set_meta(conn, "height", str(raw.height))
         self._height = raw.height
 
@@ -350,6 +367,22 @@ def to_indexed(row: Any) -> IndexedEvent:
         row.event_id,
         json.loads(row.event),
     )
+
+
+def _insert_many(
+    conn: Any, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """INSERT `rows` (tuples in `columns` order) with the driver's executemany: the index
+    takes a block's rows at a time, and per-row statement building would cost more than
+    the insert itself."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(mark for _ in columns)})"
+    )
+    conn.exec_driver_sql(sql, rows)
 
 
 def _set_meta(conn: Any, key: str, value: str) -> None:
