@@ -252,9 +252,7 @@ def recorded_batches(store: Store, identifier: str) -> list[RecordedBatch]:
     Malformed payloads are skipped: the ledger's write policy lets producers record
     `codes.issue`, it does not check the payload (nodes that admit through this API do)."""
     found = []
-    for stored in store.txs_for_product(identifier, limit=10_000):
-        if stored.tx.type != TX_TYPE:
-            continue
+    for stored in store.txs_for_product(identifier, limit=10_000, types=(TX_TYPE,)):
         try:
             found.append(RecordedBatch(parse_payload(stored.tx.payload), stored))
         except CodeError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -242,8 +242,13 @@ def _added_certificates(tx_type: str, payload: dict[str, Any]) -> list[str]:
 class EventIndex:
     """Follows one node's store; every read first catches up with the store's head."""
 
-    def __init__(self, store: Store, url: str | None = None) -> None:
+    def __init__(
+        self, store: Store, url: str | None = None, head: Callable[[], int] | None = None
+    ) -> None:
+        """`head`: the store's committed height, if the caller knows it without asking the
+        database (a node does); every read first catches up to it."""
         self.store = store
+        self._head = head or store.height
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         self._lock = threading.RLock()
@@ -265,7 +270,7 @@ class EventIndex:
     def sync(self) -> int:
         """Index every block the store has committed since the last call; the new height."""
         with self._lock:
-            head = self.store.height()
+            head = self._head()
             if head <= self._height:
                 return self._height
             for raw in self.store.raw_blocks(self._height + 1, head):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from .models import BlockRow, LogNodeRow, Meta, ProductRow, TxRow
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _BLOCK = BlockRow.__table__.c
 _TX = TxRow.__table__.c
+_NODE_CACHE = 1 << 16  # log nodes kept in memory (32-byte hashes)
 _KNOWN_CHUNK = 500  # ids per lookup statement (SQLite's host-parameter limit is far above)
 
 
@@ -108,6 +109,7 @@ class Store:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
+        self._nodes: dict[tuple[int, int], bytes] = {}
         try:
             if migrate:
                 self.migrate()
@@ -354,16 +356,20 @@ class Store:
                 cursor.close()
         return found
 
-    def txs_for_product(self, identifier: str, limit: int = 1000) -> list[StoredTx]:
+    def txs_for_product(
+        self, identifier: str, limit: int = 1000, types: Collection[str] | None = None
+    ) -> list[StoredTx]:
+        """Transactions naming `identifier`, in ledger order; only of `types` if given."""
         product = ProductRow.__table__.c
+        statement = (
+            select(_TX.envelope, _TX.height, _TX.position, _TX.log_index)
+            .join(ProductRow.__table__, product.log_index == _TX.log_index)
+            .where(product.identifier == identifier)
+        )
+        if types is not None:
+            statement = statement.where(_TX.type.in_(list(types)))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_TX.envelope, _TX.height, _TX.position, _TX.log_index)
-                .join(ProductRow.__table__, product.log_index == _TX.log_index)
-                .where(product.identifier == identifier)
-                .order_by(_TX.log_index)
-                .limit(limit)
-            ).all()
+            rows = conn.execute(statement.order_by(_TX.log_index).limit(limit)).all()
         return [
             StoredTx(
                 Transaction.from_json(json.loads(r.envelope)), r.height, r.position, r.log_index
@@ -382,13 +388,21 @@ class Store:
 
     # -- the whole-ledger log ---------------------------------------------------------------
     def node(self, level: int, index: int) -> bytes:
-        """NodeSource for merkle.TreeProofs."""
+        """NodeSource for merkle.TreeProofs. A perfect-subtree node never changes once
+        written, so it is kept in memory once read: the upper nodes are in every proof."""
+        key = (level, index)
+        value = self._nodes.get(key)
+        if value is not None:
+            return value
         with self.engine.connect() as conn:  # Core: a receipt reads O(log² n) of these
             value = conn.scalar(
                 select(LogNodeRow.hash).where(LogNodeRow.level == level, LogNodeRow.index == index)
             )
         if value is None:
             raise StoreError(f"log node ({level}, {index}) is missing")
+        if len(self._nodes) >= _NODE_CACHE:
+            self._nodes.clear()
+        self._nodes[key] = value
         return value
 
     def log_nodes(self, level: int, start: int, end: int) -> dict[int, bytes]:
