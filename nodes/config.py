@@ -18,7 +18,7 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
 
     [blocks]
     max_txs = 2000          # a block takes at most this many transactions
-    batch_ms = 100          # a pending transaction waits at most this long for company
+    batch_ms = 100          # a proposer waits at most this long for a fuller block
     idle_ms = 10000         # with nothing to commit, a heartbeat block this often
 
     [consensus]

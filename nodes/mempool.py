@@ -6,7 +6,6 @@ client may retry; both are no-ops here.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from ledger.errors import LedgerError
@@ -26,8 +25,6 @@ class Mempool:
         #: The same transactions by canonical envelope bytes: a proposal or a gossiped
         #: batch names its transactions by those, and what is held here need not be parsed.
         self._by_bytes: dict[bytes, Transaction] = {}
-        #: When each was admitted (time.monotonic()), oldest first.
-        self._arrived: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -52,12 +49,7 @@ class Mempool:
             )
         self._txs[tx.id] = tx
         self._by_bytes[tx.canonical()] = tx
-        self._arrived[tx.id] = time.monotonic()
         return True
-
-    def oldest_arrival(self) -> float | None:
-        """time.monotonic() when the longest-waiting transaction was admitted."""
-        return next(iter(self._arrived.values()), None)
 
     def peek(self, limit: int) -> list[Transaction]:
         """The oldest `limit` transactions, left in place until they commit."""
@@ -73,4 +65,3 @@ class Mempool:
             tx = self._txs.pop(tx_id, None)
             if tx is not None:
                 del self._by_bytes[tx.canonical()]
-                del self._arrived[tx_id]
