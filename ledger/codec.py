@@ -42,6 +42,8 @@ DOMAINS = frozenset(
 )
 
 _DOMAIN_RE = re.compile(r"^[a-z]+$")
+#: The tag each domain's bytes start with (computed once: every tx id needs one).
+_PREFIXES = {d: PREFIX + d.encode("ascii") + b"\n" for d in DOMAINS if _DOMAIN_RE.match(d)}
 
 
 _MAX_SAFE_INT = 2**53 - 1
@@ -159,8 +161,8 @@ def _plain_int(text: str) -> int:
 _PLAIN_DECODER = json.JSONDecoder(
     parse_float=_not_plain, parse_int=_plain_int, parse_constant=_not_plain
 )
-#: The lead byte of a 4-byte UTF-8 sequence (a character beyond the BMP).
-_FOUR_BYTE_LEAD = re.compile(rb"[\xf0-\xff]")
+#: Lead bytes of 4-byte UTF-8 sequences (characters beyond the BMP); F5-FF are never UTF-8.
+_FOUR_BYTE_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 
 
 def loads_with_canonical(raw: bytes) -> tuple[Any, bytes | None]:
@@ -169,7 +171,9 @@ def loads_with_canonical(raw: bytes) -> tuple[Any, bytes | None]:
     (which could spell a character beyond the BMP) and no such character, the C encoder's
     bytes are RFC 8785's (see `_fast_path_applies`). Otherwise (or for a lone surrogate)
     the encoding is None: call `canonical()`."""
-    plain = b"\\u" not in raw and (raw.isascii() or _FOUR_BYTE_LEAD.search(raw) is None)
+    plain = b"\\u" not in raw and (
+        raw.isascii() or not any(lead in raw for lead in _FOUR_BYTE_LEADS)
+    )
     if plain:
         try:
             value = _PLAIN_DECODER.decode(raw.decode("utf-8", "surrogatepass"))
@@ -189,9 +193,10 @@ def reference_canonical(obj: Any) -> bytes:
 
 
 def domain_prefix(domain: str) -> bytes:
-    if domain not in DOMAINS or not _DOMAIN_RE.match(domain):
+    prefix = _PREFIXES.get(domain)
+    if prefix is None:
         raise DomainError(f"unknown signing domain {domain!r}")
-    return PREFIX + domain.encode("ascii") + b"\n"
+    return prefix
 
 
 def domain_bytes(domain: str, obj: Any) -> bytes:

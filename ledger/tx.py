@@ -30,6 +30,7 @@ MAX_TX_BYTES = 64 * 1024
 NONCE_BYTES = 16
 _TYPE_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]*$")
 BODY_FIELDS = ("chain_id", "type", "payload", "signer", "timestamp", "nonce")
 
 
@@ -230,8 +231,15 @@ class Transaction:
         One canonicalisation per transaction instead of two.
         """
         envelope = self.canonical()
-        signature = {"scheme": self.scheme, "value": codec.b64encode(self.signature)}
-        suffix = b',"signature":' + codec.canonical(signature) + b"}"
+        value = codec.b64encode(self.signature)  # base64: nothing JSON would escape
+        if _PLAIN_NAME.match(self.scheme):  # then its JSON string is the name in quotes
+            suffix = b',"signature":{"scheme":"%s","value":"%s"}}' % (
+                self.scheme.encode("ascii"),
+                value.encode("ascii"),
+            )
+        else:
+            signature = {"scheme": self.scheme, "value": value}
+            suffix = b',"signature":' + codec.canonical(signature) + b"}"
         if not (envelope.startswith(b'{"body":') and envelope.endswith(suffix)):
             raise EncodingError("transaction envelope is not in canonical form")
         return envelope[len(b'{"body":') : -len(suffix)]
