@@ -76,7 +76,7 @@ def serve(kind: str, port: int, directory: Path) -> None:
         from nodes.service import NodeCore
 
         genesis = Genesis.load(directory / "consortium" / "genesis.json")
-        store = Store(f"sqlite:///{directory / 'node.db'}", migrate=False)
+        store = Store(f"sqlite:///{directory / 'node.db'}")  # a kept dataset: migrated
         node = NodeCore(genesis, store, genesis.membership())
         app = create_app(node, settings=ApiSettings(index_url=_index_url(directory)))
         key = ResolverKey.from_seed(RESOLVER_SEED)

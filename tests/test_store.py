@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from api.samples import lot_uri, sample_event_tx
 from ledger import merkle
@@ -100,3 +100,27 @@ def test_unmigrated_database_is_refused(db_url: str) -> None:
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open database"):
         Store("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_a_store_written_at_an_older_schema_upgrades_with_nothing_lost(
+    park: Consortium, db_url: str
+) -> None:
+    from alembic import command
+
+    from ledger.verify import verify_store
+
+    store, _ = build(park, db_url, blocks=2)
+    config = store._alembic_config()
+    with store.engine.begin() as connection:  # back to the first schema, data kept
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    with pytest.raises(StoreError, match="schema is at 0001"):
+        Store(db_url, migrate=False)
+    upgraded = Store(db_url)  # what a node does when it starts
+    assert upgraded.height() == 2 and upgraded.log_size() == 6
+    with upgraded.engine.connect() as connection:  # the unread index is gone
+        indexes = {i["name"] for i in inspect(connection).get_indexes("transactions")}
+    assert "ix_transactions_signer_type" not in indexes
+    assert verify_store(upgraded, park.genesis).ok
+    upgraded.close()
+    store.close()

@@ -4,7 +4,7 @@ derived from that text (the verifier checks they agree)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -38,8 +38,6 @@ class TxRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     signer: Mapped[str] = mapped_column(String(64))
     envelope: Mapped[str] = mapped_column(Text)
-
-    __table_args__ = (Index("ix_transactions_signer_type", "signer", "type"),)
 
 
 class ProductRow(Base):
