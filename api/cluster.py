@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,25 @@ class Member:
 
 COMPOSE_P2P = 26656
 COMPOSE_API = 8000
+
+
+def free_ports(count: int = 8, host: str = "127.0.0.1") -> int:
+    """A port that is free now with the `count` ports after it (a cluster's p2p or API
+    ports are base+1, base+2, …); 0 asks for one free port."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            base = probe.getsockname()[1]
+        if base + count >= 65535:
+            continue
+        try:
+            for port in range(base + 1, base + count + 1):
+                with socket.socket() as taken:
+                    taken.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count + 1} consecutive free ports on {host}")
 
 
 def compose_db_url(node_id: str) -> str:

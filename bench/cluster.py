@@ -61,26 +61,6 @@ class Sent:
         self.refused_ids.update(ids)
 
 
-def free_base(size: int = 8) -> int:
-    """A base port with `size` free loopback ports after it."""
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size >= 65535:
-            continue
-        try:
-            for port in range(base + 1, base + size + 1):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
-
-
 # -- what the nodes say ------------------------------------------------------------------------
 class CommitLog:
     """Commit time of each height on one node, read from its JSON log as it grows."""
@@ -223,8 +203,8 @@ class Bench:
         self.members = cluster.create(
             directory,
             nodes=args.nodes,
-            p2p_port=free_base(),
-            api_port=free_base(),
+            p2p_port=cluster.free_ports(),
+            api_port=cluster.free_ports(),
             blocks=BlockConfig(max_txs=args.max_txs, batch_ms=args.batch_ms, idle_ms=args.idle_ms),
         )
         self.urls = [m.url for m in self.members]

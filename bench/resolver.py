@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import common
+
+from api.cluster import free_ports
 
 HOST = "id.parktrace.example"
 RESOLVER_SEED = b"parktrace bench resolver"
@@ -198,12 +199,6 @@ def build(directory: Path, events: int, masks: int) -> dict[str, Any]:
 
 
 # -- the load ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def request(path: str, accept: str) -> bytes:
     return (
         f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: {accept}\r\n"
@@ -296,7 +291,7 @@ def measure(port: int, requests: list[bytes], seconds: float, concurrency: int) 
 
 class Server:
     def __init__(self, kind: str, directory: Path) -> None:
-        self.port = free_port()
+        self.port = free_ports(0)
         self.log = open(directory / f"server-{kind}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--serve", kind, "--port", str(self.port), str(directory)],

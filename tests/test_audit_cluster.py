@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -64,23 +62,6 @@ node_main.run(Path(sys.argv[1]))
 """
 
 
-_ports = random.Random(os.getpid())
-
-
-def _port_base(count: int = 5) -> int:
-    """A base port whose next `count` ports are all free now."""
-    for _ in range(200):
-        base = _ports.randrange(20000, 60000)
-        try:
-            for port in range(base + 1, base + count + 1):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of ports")
-
-
 @dataclass
 class Net:
     dir: Path
@@ -116,10 +97,10 @@ def _start(directory: Path, member: cluster.Member, env: dict[str, str]) -> None
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     directory = tmp_path_factory.mktemp("audit-cluster")
-    p2p = _port_base()
-    api = _port_base()
+    p2p = cluster.free_ports()
+    api = cluster.free_ports()
     while abs(api - p2p) <= 5:
-        api = _port_base()
+        api = cluster.free_ports()
     members = cluster.create(
         directory,
         nodes=4,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.cluster import free_ports
 from api.epcis.document import parse_json
 from api.receipts import ReceiptError, verify_receipt
 from ledger.consortium import Consortium
@@ -46,17 +46,11 @@ def parktrace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("cli")
     Consortium.sample(seed=b"cli tests").write(root / "consortium")
-    port = free_port()
+    port = free_ports(0)
     command = [
         sys.executable, "-m", "api", "serve", "--solo",
         "--consortium", str(root / "consortium"), "--db", str(root / "node.db"),

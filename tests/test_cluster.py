@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,35 +38,14 @@ FAST = {
 }
 
 
-def _free_block(size: int = 8) -> int:
-    """A base port with `size` free ports after it."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size >= 65535:
-            continue
-        ok = True
-        for port in range(base + 1, base + size + 1):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
-
-
 class Cluster:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.members = cluster.create(
             directory,
             nodes=4,
-            p2p_port=_free_block(),
-            api_port=_free_block(),
+            p2p_port=cluster.free_ports(),
+            api_port=cluster.free_ports(),
             blocks=BlockConfig(max_txs=500, batch_ms=50, idle_ms=1000),
             consensus=FAST,
         )

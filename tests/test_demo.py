@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from api import cluster
-from tests.test_cluster import _free_block
+from api.cluster import free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +33,9 @@ def test_demo_comes_up_serves_the_three_cases_and_stops_cleanly(tmp_path: Path) 
             "--dir",
             str(root),
             "--p2p-port",
-            str(_free_block()),
+            str(free_ports()),
             "--api-port",
-            str(_free_block()),
+            str(free_ports()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
