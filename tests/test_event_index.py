@@ -49,3 +49,20 @@ def test_the_index_is_the_same_on_both_databases(
         memory.close()
         other.close()
         store.close()
+
+
+def test_memo_holds_until_the_index_follows_a_new_block(park: Consortium, tmp_path: Path) -> None:
+    from api.epcis.history import product_history
+
+    store = Store(f"sqlite:///{tmp_path / 'chain.db'}")
+    chain = DevChain(park.genesis, dict(park.validator_keys), store)
+    chain.commit_block([sample_event_tx(park, 0)])
+    index = EventIndex(store)
+    lot = sample_event_tx(park, 0).payload["event"]["quantityList"][0]["epcClass"]
+    first = product_history(index, lot)
+    assert first is not None and product_history(index, lot) is first  # computed once
+    chain.commit_block([sample_event_tx(park, 3)])  # the same lot: a second event
+    again = product_history(index, lot)
+    assert again is not first and len(again["events"]) == len(first["events"]) + 1
+    index.close()
+    store.close()

@@ -97,7 +97,13 @@ def _transformation_inputs(index: EventIndex, item: IndexedEvent) -> list[tuple[
 
 
 def product_history(index: EventIndex, identifier: str) -> dict[str, Any] | None:
-    """The history document of `identifier`, or None when no event names it."""
+    """The history document of `identifier`, or None when no event names it. Computed
+    once per index height (`EventIndex.memo`): a lot's history is read on every scan of
+    every item in it. Callers must not change the document."""
+    return index.memo(("history", identifier), lambda: _history(index, identifier))
+
+
+def _history(index: EventIndex, identifier: str) -> dict[str, Any] | None:
     root = canonical_identifier(identifier)
     queue = deque([Subject(root, identifier, -_FOREVER, _FOREVER, "self", None, 0)])
     seen_subjects: set[tuple[str, str, int, int]] = set()

@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from epcis_event_hash_generator.dl_normaliser import normaliser
 from sqlalchemy import (
@@ -47,6 +48,8 @@ from .records import event_id_of
 from .rules import parse_timestamp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MEMO_SIZE = 4096
+T = TypeVar("T")
 metadata = MetaData()
 
 meta = Table(
@@ -253,6 +256,7 @@ class EventIndex:
         metadata.create_all(self.engine)
         self._lock = threading.RLock()
         self._height = self._stored_height()
+        self._memo: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -319,6 +323,23 @@ class EventIndex:
         self._height = raw.height
 
     # -- reads ---------------------------------------------------------------------------
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`, a value derived from the index alone, computed once per index height:
+        the index changes only when it follows a new block, so until then it is exact.
+        The most recently used `MEMO_SIZE` values are kept."""
+        with self._lock:
+            self.sync()
+            found = self._memo.get(key)
+            if found is not None and found[0] == self._height:
+                self._memo.move_to_end(key)
+                return found[1]
+            value = make()
+            self._memo[key] = (self._height, value)
+            self._memo.move_to_end(key)
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+            return value
+
     def run(self, statement: Any) -> list[Any]:
         """Execute a read (after catching up) and return its rows."""
         with self._lock:
