@@ -4,7 +4,8 @@ for EPCIS clients of `/capture` that do not build ledger transactions themselves
 A capturing client signs each request with its member key:
 
     Content-Digest: sha-256=:<base64 of SHA-256(body)>:            (RFC 9530)
-    Signature-Input: pt=("@method" "@authority" "@path" "content-type" "content-digest");
+    Signature-Input: pt=("@method" "@authority" "@path" "@query" "content-type"
+                         "content-digest");
                      created=<unix time>;keyid="<certificate fingerprint>";alg="ed25519";
                      nonce="<random>"
     Signature: pt=:<base64 Ed25519 signature of the RFC 9421 signature base>:
@@ -12,8 +13,8 @@ A capturing client signs each request with its member key:
 `keyid` is the SHA-256 fingerprint (hex) of the member's X.509 certificate, the same
 value that names the signer of a transaction. The node accepts the signature when the
 certificate is registered in the consortium, not revoked and valid now; when the
-signature is at most five minutes old; when it covers the method, authority, path and
-Content-Digest (which must match the body); and only once (a replay is refused).
+signature is at most five minutes old; when it covers the method, authority, path, query
+and Content-Digest (which must match the body); and only once (a replay is refused).
 
 Why RFC 9421 and not mutual TLS: it authenticates the request itself, end to end,
 through any proxy or load balancer that terminates TLS, and it reuses the member's
@@ -56,16 +57,19 @@ COVERED = (
     "@method",
     "@authority",
     "@path",
+    "@query",
     "content-type",
     "content-digest",
     "gs1-capture-error-behaviour",
 )
 #: What a signature must cover: which request, to which node (a signed capture cannot be
-#: replayed at another member's node), with which body.
-REQUIRED = ("@method", "@authority", "@path", "content-digest")
+#: replayed at another member's node), with which query (what a signed audit search or
+#: report asks for) and which body.
+REQUIRED = ("@method", "@authority", "@path", "@query", "content-digest")
 MAX_AGE_SECONDS = 300
 ACCEPT_SIGNATURE = (
-    f'{SIGNATURE_LABEL}=("@method" "@authority" "@path" "content-type" "content-digest")'
+    f'{SIGNATURE_LABEL}=("@method" "@authority" "@path" "@query" "content-type" '
+    '"content-digest")'
     ';alg="ed25519"'
 )
 

@@ -146,6 +146,24 @@ def test_a_replayed_regulator_request_is_refused(world: World) -> None:
     assert world.client.send(request).status_code == 409
 
 
+def test_a_signed_query_cannot_be_changed_in_transit(world: World) -> None:
+    """The signature covers @query: a proxy that rewrites what a signed search asks for
+    invalidates it."""
+    path = "/v1/audit/events?organization=cold-chain-logistics"
+    request = world.client.build_request("GET", path)
+    sign_request(request, world.audit.identity, b"")
+    assert '"@query"' in request.headers["signature-input"]
+    altered = world.client.build_request(
+        "GET", path.replace("cold-chain-logistics", "retail-pharmacy-chain")
+    )
+    for name in ("signature", "signature-input", "content-digest"):
+        altered.headers[name] = request.headers[name]
+    answer = world.client.send(altered)
+    assert answer.status_code == 401, answer.text
+    assert "signature" in answer.json()["message"]
+    assert world.client.send(request).status_code == 200  # the request as signed
+
+
 # -- verification --------------------------------------------------------------------------------
 
 

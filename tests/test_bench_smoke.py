@@ -27,6 +27,7 @@ EXPECTED = {
     "audit": ("events_per_second_per_core", "ratio_events_to_raw_signatures", "events"),
     "storage": ("sqlite", "events", "signed_envelope_bytes"),
     "resolver": ("events", "bare", "lookups"),
+    "codes": ("issuance", "rendering"),
 }
 
 
@@ -71,6 +72,10 @@ def test_storage_quick(tmp_path: Path) -> None:
 
 
 def test_resolver_quick(tmp_path: Path) -> None:
-    if not (ROOT / "bench" / "resolver.py").exists():
-        pytest.skip("bench/resolver.py is not written yet")
-    _run("resolver", tmp_path)
+    data = _run("resolver", tmp_path)
+    assert all(d["ok"] for d in data["lookups"].values())
+
+
+def test_codes_quick(tmp_path: Path) -> None:
+    data = _run("codes", tmp_path)
+    assert data["rendering"]["content_identical"] is True
