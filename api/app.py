@@ -105,7 +105,9 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
         member = node.membership.member(identity.fingerprint)
         if member is None or member.org != org:
             raise ValueError(f"capture signer for {org!r} is not a certificate of {org!r}")
-    index = EventIndex(node.store, settings.index_url, head=lambda: node.height)
+    index = EventIndex(
+        node.store, settings.index_url, head=lambda: node.height, recent=node.recent_block
+    )
     state = Services(
         node=node,
         settings=settings,

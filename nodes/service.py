@@ -30,6 +30,7 @@ from ledger.validate import Rejected
 from .mempool import Mempool
 
 TxState = Literal["pending", "committed", "rejected", "unknown"]
+RECENT_BLOCKS = 16
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class NodeCore:
         self._remember = remembered_rejections
         self._committed = asyncio.Event()
         self.height = store.height()
+        #: The last few committed blocks, as objects: what follows the store (the API's
+        #: event index) reads them from here instead of parsing them back from the store.
+        self._recent: OrderedDict[int, Block] = OrderedDict()
 
     # -- admission ------------------------------------------------------------------------
     def submit(self, tx: Transaction, *, committed: Collection[str] | None = None) -> TxStatus:
@@ -116,11 +120,18 @@ class NodeCore:
             except TimeoutError:
                 return self.status(tx_id)
 
+    def recent_block(self, height: int) -> Block | None:
+        """Block `height` if it is among the last RECENT_BLOCKS this node committed."""
+        return self._recent.get(height)
+
     # -- hooks for whoever commits blocks ----------------------------------------------------
     def committed(
         self, block: Block, membership: Membership, recalls: RecallIndex | None = None
     ) -> None:
         """Call after `block` is durable in the store: wakes every waiter."""
+        self._recent[block.height] = block
+        while len(self._recent) > RECENT_BLOCKS:
+            self._recent.popitem(last=False)
         self.height = block.height
         self.membership = membership
         if recalls is not None:

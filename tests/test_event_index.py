@@ -51,6 +51,34 @@ def test_the_index_is_the_same_on_both_databases(
         store.close()
 
 
+def test_blocks_held_in_memory_index_as_the_store_reads_back(
+    park: Consortium, tmp_path: Path
+) -> None:
+    """A node hands the index the blocks it just committed; those rows must be exactly the
+    ones read back from the store (log indexes, ids, signers, times, identifiers)."""
+    from api.codes.sealing import ResolverKey
+    from api.histories import build_histories
+
+    store = Store(f"sqlite:///{tmp_path / 'chain.db'}")
+    chain = DevChain(park.genesis, dict(park.validator_keys), store)
+    held = {}
+    for start in (0, 4, 9):
+        block = chain.commit_block([sample_event_tx(park, start + i) for i in range(3)])
+        held[block.height] = block
+    key = ResolverKey.from_seed(b"index test").public
+    build_histories(park, chain, [key], "id.parktrace.example", masks=3)  # varied events
+    held.update({h: store.block(h) for h in range(4, store.height() + 1)})
+    from_store, from_memory = EventIndex(store), EventIndex(store, recent=held.get)
+    try:
+        assert from_memory.sync() == from_store.sync() == store.height()
+        assert _rows(from_memory) == _rows(from_store)
+        assert from_memory.count() == from_store.count() > 9
+    finally:
+        from_store.close()
+        from_memory.close()
+        store.close()
+
+
 def test_memo_holds_until_the_index_follows_a_new_block(park: Consortium, tmp_path: Path) -> None:
     from api.epcis.history import product_history
 

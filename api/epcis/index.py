@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import StaticPool
 
+from ledger.block import Block
 from ledger.identity import Credential
 from ledger.membership import MEMBERSHIP_TYPES
 from ledger.policy import EPCIS_TX_TYPE
@@ -195,6 +196,27 @@ def _event_columns(event: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+#: What the index takes of one transaction: log index, id (hex), type, signer, payload.
+_Item = tuple[int, str, str, str, dict[str, Any]]
+_INDEXED_TYPES = frozenset({EPCIS_TX_TYPE, *MEMBERSHIP_TYPES})
+
+
+def _raw_items(raw: Any) -> Iterator[_Item]:
+    """The items of a block read back from the store (its envelopes parsed here)."""
+    for t in raw.txs:
+        if t.type in _INDEXED_TYPES:
+            payload = json.loads(t.envelope)["body"].get("payload") or {}
+            yield t.log_index, t.id.hex(), t.type, t.signer, payload
+
+
+def _block_items(block: Block) -> Iterator[_Item]:
+    """The items of a block held as objects: log indexes run up to the header's log size."""
+    first = block.header.log_size - len(block.txs)
+    for position, tx in enumerate(block.txs):
+        if tx.type in _INDEXED_TYPES:
+            yield first + position, tx.id, tx.type, tx.signer, tx.payload
+
+
 def _event_id(event: dict[str, Any]) -> str | None:
     """The eventID, or the GS1 hash ID of an event recorded without one."""
     try:
@@ -246,12 +268,19 @@ class EventIndex:
     """Follows one node's store; every read first catches up with the store's head."""
 
     def __init__(
-        self, store: Store, url: str | None = None, head: Callable[[], int] | None = None
+        self,
+        store: Store,
+        url: str | None = None,
+        head: Callable[[], int] | None = None,
+        recent: Callable[[int], Block | None] | None = None,
     ) -> None:
         """`head`: the store's committed height, if the caller knows it without asking the
-        database (a node does); every read first catches up to it."""
+        database (a node does); every read first catches up to it. `recent`: committed
+        blocks the caller still holds as objects, by height (a node's last few), indexed
+        from there instead of being read back and parsed."""
         self.store = store
         self._head = head or store.height
+        self._recent = recent
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         self._lock = threading.RLock()
@@ -275,52 +304,42 @@ class EventIndex:
         """Index every block the store has committed since the last call; the new height."""
         with self._lock:
             head = self._head()
-            if head <= self._height:
-                return self._height
-            for raw in self.store.raw_blocks(self._height + 1, head):
-                self._index_block(raw)
+            while self._height < head:
+                block = self._recent(self._height + 1) if self._recent else None
+                if block is not None:
+                    self._index_block(block.height, block.header.time, _block_items(block))
+                    continue
+                for raw in self.store.raw_blocks(self._height + 1, head):
+                    time = json.loads(raw.header)["time"]
+                    self._index_block(raw.height, time, _raw_items(raw))
+                break
             return self._height
 
-    def _index_block(self, raw: Any) -> None:
-        header = json.loads(raw.header)
-        record_time = header["time"]
+    def _index_block(self, height: int, record_time: str, items: Iterable[_Item]) -> None:
         record_us = time_micros(record_time) or 0
         event_rows: list[tuple[Any, ...]] = []
         ident_rows: list[tuple[Any, ...]] = []
         member_rows: list[tuple[Any, ...]] = []
-        for t in raw.txs:
-            if t.type != EPCIS_TX_TYPE and t.type not in MEMBERSHIP_TYPES:
-                continue
-            body = json.loads(t.envelope)["body"]
-            payload = body.get("payload") or {}
-            tx_id = t.id.hex()
-            if t.type in MEMBERSHIP_TYPES:
-                certificates = json.dumps(_added_certificates(t.type, payload))
-                member_rows.append((t.log_index, tx_id, t.height, t.type, certificates))
+        for log_index, tx_id, tx_type, signer, payload in items:
+            if tx_type in MEMBERSHIP_TYPES:
+                certificates = json.dumps(_added_certificates(tx_type, payload))
+                member_rows.append((log_index, tx_id, height, tx_type, certificates))
                 continue
             event = payload.get("event")
             if not isinstance(event, dict):
                 continue
             text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+            own = _event_columns(event)
             event_rows.append(
-                (
-                    t.log_index,
-                    tx_id,
-                    t.height,
-                    t.signer,
-                    record_time,
-                    record_us,
-                    text,
-                    *_event_columns(event),
-                )
+                (log_index, tx_id, height, signer, record_time, record_us, text, *own)
             )
-            ident_rows += [(i, r, t.log_index) for i, r in sorted(event_identifiers(event))]
+            ident_rows += [(i, r, log_index) for i, r in sorted(event_identifiers(event))]
         with self.engine.begin() as conn:
             _insert_many(conn, events, _EVENT_COLUMNS, event_rows)
             _insert_many(conn, identifiers, ("identifier", "role", "log_index"), ident_rows)
             _insert_many(conn, membership_txs, _MEMBER_COLUMNS, member_rows)
-            _set_meta(conn, "height", str(raw.height))
-        self._height = raw.height
+            _set_meta(conn, "height", str(height))
+        self._height = height
 
     # -- reads ---------------------------------------------------------------------------
     def memo(self, key: Hashable, make: Callable[[], T]) -> T:
