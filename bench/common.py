@@ -139,7 +139,9 @@ def emit(
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
         text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
     elif isinstance(value, int):
         text = f"{value:,}"
