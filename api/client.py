@@ -124,9 +124,10 @@ class ParkTraceClient:
         self.close()
 
     # -- plumbing --------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """Send a built request; raises ApiClientError for any error answer."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.send(request)
         except httpx.HTTPError as exc:
             raise ApiClientError(
                 0, "unreachable", f"cannot reach {self._http.base_url}: {exc}"
@@ -134,6 +135,26 @@ class ParkTraceClient:
         if response.status_code >= 400:
             raise _error(response)
         return response
+
+    def signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes = b"",
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """A request signed (RFC 9421) with this client's identity, which never leaves
+        this process: what /capture and the regulator's /v1/audit require."""
+        request = self._http.build_request(
+            method, path, params=params, content=content, headers=headers
+        )
+        sign_request(request, self._identity(), content)
+        return self.send(request)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.send(self._http.build_request(method, path, **kwargs))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
@@ -308,25 +329,8 @@ class ParkTraceClient:
         this client's identity, and the node records the events with the capture
         certificate the organisation delegated to it. Returns the capture job."""
         body = document if isinstance(document, bytes) else _dumps(document)
-        request = self._http.build_request(
-            "POST",
-            "/capture",
-            content=body,
-            headers={
-                "Content-Type": "application/ld+json",
-                "GS1-Capture-Error-Behaviour": behaviour,
-            },
-        )
-        sign_request(request, self._identity(), body)
-        try:
-            response = self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise ApiClientError(
-                0, "unreachable", f"cannot reach {self._http.base_url}: {exc}"
-            ) from None
-        if response.status_code >= 400:
-            raise _error(response)
-        return response.json()
+        headers = {"Content-Type": "application/ld+json", "GS1-Capture-Error-Behaviour": behaviour}
+        return self.signed("POST", "/capture", content=body, headers=headers).json()
 
     def capture_job(self, capture_id: str) -> dict[str, Any]:
         return self._json("GET", f"/capture/{quote(capture_id, safe='')}")

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ..auth import Identity, sign_request
-from ..client import ApiClientError, ParkTraceClient, _error
+from ..auth import Identity
+from ..client import ParkTraceClient
 
 PREFIX = "/v1/audit"
 
@@ -62,19 +62,7 @@ class AuditClient:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json"} if body is not None else {}
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        request = self._http.build_request(
-            method, path, params=clean or None, content=content, headers=headers
-        )
-        sign_request(request, self.identity, content)
-        try:
-            response = self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise ApiClientError(
-                0, "unreachable", f"cannot reach {self._http.base_url}: {exc}"
-            ) from None
-        if response.status_code >= 400:
-            raise _error(response)
-        return response
+        return self.sdk.signed(method, path, content=content, params=clean or None, headers=headers)
 
     def _get(self, path: str, **params: Any) -> Any:
         return self.request("GET", PREFIX + path, params=params).json()
