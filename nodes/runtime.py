@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time as wallclock
 from collections.abc import Collection
@@ -392,13 +393,22 @@ class Node(NodeCore):
             return
         items: list[dict[str, Any]] = []
         txs = 0
-        for height in range(start, min(end, start + SYNC_BATCH_BLOCKS - 1, self.state.height) + 1):
-            block = self.store.block(height)
-            commit = self.store.commit(height)
-            if block is None or commit is None:
-                break
-            items.append({"block": block.to_json(), "commit": commit.to_json()})
-            txs += len(block.txs)
+        last = min(end, start + SYNC_BATCH_BLOCKS - 1, self.state.height)
+        # The wire form straight from the stored canonical texts: nothing is parsed to be
+        # served (the peer checks every block as it would any other).
+        previous = self.store.commit(start - 1) if start > 1 else None
+        last_commit = previous.to_json() if previous is not None else None
+        for raw in self.store.raw_blocks(start, last):
+            commit = json.loads(raw.commit)
+            block = {
+                "header": json.loads(raw.header),
+                "txs": [t.envelope for t in raw.txs],
+                "evidence": json.loads(raw.evidence),
+                "last_commit": last_commit,
+            }
+            items.append({"block": block, "commit": commit})
+            last_commit = commit
+            txs += len(raw.txs)
             if txs >= SYNC_BATCH_TXS:
                 break
         if items:
