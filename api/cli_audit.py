@@ -34,7 +34,7 @@ from .cli_producer import (
     Url,
     User,
     Wait,
-    _identity,
+    load_identity,
 )
 from .client import DEFAULT_URL, ApiClientError
 from .epcis.document import parse_json
@@ -66,7 +66,7 @@ def _client(
     user: str | None,
     passphrase_file: Path | None,
 ) -> AuditClient:
-    identity: Identity = _identity(key, cert, consortium, org, user, passphrase_file)
+    identity: Identity = load_identity(key, cert, consortium, org, user, passphrase_file)
     return AuditClient(url, identity=identity)
 
 

@@ -34,10 +34,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ledger.errors import LedgerError
-
-from .auth import Identity
-from .cli_producer import CertFile, ConsortiumDir, KeyFile, Org, Passphrase, Url, User, fail
+from .cli_producer import (
+    CertFile,
+    ConsortiumDir,
+    KeyFile,
+    Org,
+    Passphrase,
+    Url,
+    User,
+    fail,
+    load_identity,
+)
 from .client import DEFAULT_URL, ApiClientError, ParkTraceClient
 from .codes import CodeError, render
 from .codes.batch import TX_TYPE, Batch, new_batch
@@ -53,29 +60,6 @@ SHEET_CODES = 10_000
 #: Files per directory of PNG/SVG output.
 SHARD = 1000
 FORMATS = ("png", "svg", "pdf")
-
-
-def _identity(
-    key: Path | None,
-    cert: Path | None,
-    consortium: Path | None,
-    org: str | None,
-    user: str | None,
-    passphrase_file: Path | None,
-) -> Identity:
-    passphrase = None
-    try:
-        if passphrase_file is not None:
-            passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n").encode()
-        if key is not None and cert is not None:
-            return Identity.from_files(key, cert, passphrase)
-        if consortium is not None and org is not None:
-            return Identity.from_consortium(consortium, org, user, passphrase)
-    except LedgerError as exc:
-        fail(exc.message)
-    except (OSError, ValueError, TypeError) as exc:
-        fail(f"cannot load your key: {exc}")
-    fail("issuing needs your identity: --key and --cert, or --consortium and --org")
 
 
 @contextmanager
@@ -211,7 +195,7 @@ def issue(
         fail("--ec: choose L, M, Q or H")
     if not 1 <= scale <= 40:
         fail("--scale: 1 to 40 pixels per module")
-    me = _identity(key, cert, consortium, org, user, passphrase_file)
+    me = load_identity(key, cert, consortium, org, user, passphrase_file)
     names = {k: v for k, v in (("en", name_en), ("zh", name_zh)) if v}
     with _session(url) as http:
         settings = _call(http, "GET", "/v1/codes/settings")

@@ -64,7 +64,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _identity(
+def load_identity(
     key: Path | None,
     cert: Path | None,
     consortium: Path | None,
@@ -72,6 +72,8 @@ def _identity(
     user: str | None,
     passphrase_file: Path | None,
 ) -> Identity:
+    """The member identity the common options name (every signing CLI command's), or exit
+    with a clear message."""
     passphrase = None
     if passphrase_file is not None:
         try:
@@ -140,7 +142,7 @@ def submit(
                     data = {"event": data}
                 if not isinstance(data, dict):
                     fail(f"{file}: a payload is a JSON object")
-                client.identity = _identity(key, cert, consortium, org, user, passphrase_file)
+                client.identity = load_identity(key, cert, consortium, org, user, passphrase_file)
                 tx = client.sign(tx_type, data)
             status = client.submit(tx, wait=wait)
             if receipt is not None and status.get("state") == "committed":
@@ -187,7 +189,7 @@ def capture(
         checked = check_document(doc)
     except LedgerError as exc:
         fail(f"{document}: {exc.message}")
-    identity = _identity(key, cert, consortium, org, user, passphrase_file)
+    identity = load_identity(key, cert, consortium, org, user, passphrase_file)
     with _client(url, identity) as client:
         try:
             report = client.capture(checked, behaviour="proceed" if proceed else "rollback")
@@ -239,7 +241,7 @@ def import_(
         fail(f"cannot read {file}: {exc.strerror or exc}")
     except (LedgerError, ValueError) as exc:
         fail(f"{file}: {getattr(exc, 'message', str(exc))}")
-    identity = None if dry_run else _identity(key, cert, consortium, org, user, passphrase_file)
+    identity = None if dry_run else load_identity(key, cert, consortium, org, user, passphrase_file)
     report = CaptureReport()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with (

@@ -223,6 +223,16 @@ def _index(value: Any, where: str) -> int:
     return value
 
 
+def _included(
+    leaf: bytes, index: int, size: int, proof: list[bytes], root: str, where: str, what: str
+) -> None:
+    """Raise a ReceiptError at `where` unless `proof` puts `leaf` at `index` under `root`."""
+    try:
+        merkle.verify_inclusion(leaf, index, size, proof, bytes.fromhex(root))
+    except merkle.ProofError as exc:
+        raise _fail(where, f"{what}: {exc}") from exc
+
+
 def _proof(value: Any, where: str) -> list[bytes]:
     if not isinstance(value, list):
         raise _fail(where, "expected a list of hashes")
@@ -248,30 +258,28 @@ def _check_entry(entry: Any, trust: _Trust, where: str, keys: tuple[str, ...]) -
     position = _index(block["tx_index"], f"{where}.block.tx_index")
     log_index = _index(log["index"], f"{where}.log.index")
     leaf = tx.leaf_hash()
-    try:
-        merkle.verify_inclusion(
-            leaf,
-            position,
-            header.tx_count,
-            _proof(block["tx_proof"], f"{where}.block.tx_proof"),
-            bytes.fromhex(header.tx_root),
-        )
-    except merkle.ProofError as exc:
-        raise _fail(
-            f"{where}.block", f"transaction is not in block {header.height}: {exc}"
-        ) from exc
+    tx_proof = _proof(block["tx_proof"], f"{where}.block.tx_proof")
+    _included(
+        leaf,
+        position,
+        header.tx_count,
+        tx_proof,
+        header.tx_root,
+        f"{where}.block",
+        f"transaction is not in block {header.height}",
+    )
     if log_index != header.log_size - header.tx_count + position:
         raise _fail(f"{where}.log.index", "does not match the transaction's place in its block")
-    try:
-        merkle.verify_inclusion(
-            leaf,
-            log_index,
-            header.log_size,
-            _proof(log["proof"], f"{where}.log.proof"),
-            bytes.fromhex(header.log_root),
-        )
-    except merkle.ProofError as exc:
-        raise _fail(f"{where}.log", f"transaction is not in the ledger log: {exc}") from exc
+    log_proof = _proof(log["proof"], f"{where}.log.proof")
+    _included(
+        leaf,
+        log_index,
+        header.log_size,
+        log_proof,
+        header.log_root,
+        f"{where}.log",
+        "transaction is not in the ledger log",
+    )
     signer = _check_signer(tx, header, trust, where)
     validators = trust.validators_for(header.height)
     if header.validators_hash != validators.hash():

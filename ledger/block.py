@@ -321,11 +321,17 @@ KnownTxs = Callable[[bytes], Transaction | None]
 def _tx_of(text: Any, known: KnownTxs | None, index: int) -> Transaction:
     if isinstance(text, dict):  # the envelope as an object, as files written before hold it
         return Transaction.from_json(text)
+    return tx_from_text(text, known, f"block.txs[{index}]")
+
+
+def tx_from_text(text: Any, known: KnownTxs | None, where: str) -> Transaction:
+    """A transaction sent as its canonical text (in a block or gossip): the one `known`
+    holds for those bytes, else parsed strictly from them."""
     if not isinstance(text, str):
-        raise SchemaError(f"block.txs[{index}]: expected a transaction's canonical JSON text")
+        raise SchemaError(f"{where}: expected a transaction's canonical JSON text")
     try:
         raw = text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise SchemaError(f"block.txs[{index}]: not UTF-8 text") from exc
+        raise SchemaError(f"{where}: not UTF-8 text") from exc
     held = known(raw) if known is not None else None
     return held if held is not None else Transaction.from_canonical(raw)

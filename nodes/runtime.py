@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ledger.block import Block, CommitCertificate
+from ledger.block import Block, CommitCertificate, tx_from_text
 from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.crypto import PrivateKey
-from ledger.errors import DuplicateError, LedgerError, SchemaError
+from ledger.errors import DuplicateError, LedgerError
 from ledger.evidence import check_evidence
 from ledger.genesis import Genesis
 from ledger.membership import Membership
@@ -473,13 +473,12 @@ class Node(NodeCore):
         txs = []
         for text in items if isinstance(items, list) else ():
             try:
-                if not isinstance(text, str):
-                    raise SchemaError("gossiped transaction: expected its canonical JSON text")
-                raw = text.encode("utf-8")
-                if self.mempool.by_canonical(raw) is None:
-                    txs.append(Transaction.from_canonical(raw))
-            except (LedgerError, UnicodeEncodeError) as exc:
+                tx = tx_from_text(text, self.mempool.by_canonical, "gossiped transaction")
+            except LedgerError as exc:
                 log.debug("gossiped transaction refused: %s", exc)
+                continue
+            if tx.id not in self.mempool:
+                txs.append(tx)
         if not txs:
             return
         committed = self.committed_among(tx.id for tx in txs)

@@ -133,13 +133,15 @@ class Proposal:
             raise SignatureError(f"proposal from {self.proposer!r}, which is not a validator")
         member.public_key.require(self.signature, self.signing_bytes(), "proposal signature")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, block_by_hash: bool = False) -> dict[str, Any]:
+        """The wire form; `block_by_hash` names the block by its hash instead (the sign
+        state stores blocks apart)."""
         return {
             "chain_id": self.chain_id,
             "height": self.height,
             "round": self.round,
             "pol_round": self.pol_round,
-            "block": self.block.to_json(),
+            "block": self.block.hash if block_by_hash else self.block.to_json(),
             "proposer": self.proposer,
             "signature": codec.b64encode(self.signature),
         }

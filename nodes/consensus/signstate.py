@@ -79,10 +79,6 @@ class SignState:
                 return None
             return value.hash if by_hash else value.to_json()
 
-        proposals = [
-            {**p.to_json(), "block": p.block.hash} if by_hash else p.to_json()
-            for p in self.proposals
-        ]
         return {
             "height": self.height,
             "round": self.round,
@@ -92,7 +88,7 @@ class SignState:
             "valid_round": self.valid_round,
             "valid_value": block(self.valid_value),
             "votes": [vote.to_json() for vote in self.votes],
-            "proposals": proposals,
+            "proposals": [p.to_json(block_by_hash=by_hash) for p in self.proposals],
         }
 
     @classmethod
