@@ -29,4 +29,4 @@ test: lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) demo-data .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis test-artifacts

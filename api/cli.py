@@ -97,10 +97,19 @@ def verify(
 
 @app.command()
 def demo(
-    data_dir: Path = typer.Option(Path("var/demo"), "--dir", help="Where the demo keeps its files"),
+    data_dir: Path = typer.Option(
+        Path("var/demo"), "--dir", help="Where the demo keeps its files", resolve_path=True
+    ),
     reset: bool = typer.Option(False, "--reset", help="Start over instead of reusing data"),
     p2p_port: int = typer.Option(26600, help="Peer ports are this plus 1..4"),
     api_port: int = typer.Option(8600, help="API ports are this plus 1..4"),
+    public_url: str | None = typer.Option(
+        None,
+        "--public-url",
+        envvar="PARKTRACE_PUBLIC_URL",
+        help="Base URL the printed codes and pages point at "
+        "(default: http://<this machine's LAN address>:<first API port>)",
+    ),
 ) -> None:
     """Run the park's consortium here: 4 nodes on SQLite, the three cases recorded, the
     pages to open printed. Stays up until Ctrl-C, then stops every node."""
@@ -110,7 +119,12 @@ def demo(
 
     try:
         manifest = demo_module.start(
-            data_dir, reset=reset, p2p_port=p2p_port, api_port=api_port, say=console.print
+            data_dir,
+            reset=reset,
+            p2p_port=p2p_port,
+            api_port=api_port,
+            public_url=public_url,
+            say=console.print,
         )
     except LedgerError as exc:
         raise fail(exc.message) from None
@@ -121,16 +135,20 @@ def demo(
         "notoginseng": "Wenshan notoginseng powder jar 文山三七粉",
         "mask": "KN95 mask 口罩",
     }
+    shown = _shown(data_dir)
     console.print("\n[bold]Consumer pages[/] (what a phone opens when it scans the code):")
     for name, case in manifest["cases"].items():
         console.print(f"  {titles.get(name, name)}\n    {case['page']}", highlight=False)
     console.print(f"\n[bold]API docs[/]   {manifest['docs']}", highlight=False)
     console.print("[bold]Nodes[/]      " + "  ".join(manifest["nodes"].values()), highlight=False)
-    console.print(
-        f"[bold]Audit[/]      parktrace verify --db sqlite:///{data_dir}/<node>/node.db "
-        f"--genesis {data_dir}/consortium/genesis.json",
-        highlight=False,
-    )
+    console.print("[bold]Regulator[/]  (signed with the bureau's own key)", highlight=False)
+    for line in (
+        f"parktrace verify --db {shown}/park-committee-node/node.db "
+        f"--genesis {shown}/consortium/genesis.json",
+        f"parktrace audit compare --cluster {shown} --consortium {shown}/consortium "
+        "--org market-supervision-bureau",
+    ):
+        console.print(f"    {line}", highlight=False)
     mask = manifest["cases"]["mask"]
     console.print(f"\nThe mask's code, {mask['code']}:")
     code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
@@ -139,6 +157,14 @@ def demo(
     console.print("\n[green]demo ready[/] — Ctrl-C stops every node", highlight=False)
     sys.stdout.flush()
     demo_module.wait_for_signal(data_dir, say=console.print)
+
+
+def _shown(path: Path) -> str:
+    """`path` as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def main() -> None:  # pragma: no cover - `python -m api`

@@ -17,6 +17,8 @@ from rich.markup import escape
 
 from ledger.errors import LedgerError
 
+from .client import DEFAULT_PORT
+
 err = Console(stderr=True)
 
 
@@ -29,10 +31,10 @@ def serve(
     solo: Annotated[bool, typer.Option("--solo", help="single-process dev node")] = False,
     consortium: Annotated[
         Path, typer.Option("--consortium", help="consortium directory (with validator keys)")
-    ] = Path("demo-data/consortium"),
+    ] = Path("var/demo/consortium"),
     db: Annotated[str, typer.Option("--db", help="database URL or SQLite path")] = "node.db",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8700,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = DEFAULT_PORT,
     block_interval: Annotated[float, typer.Option("--block-interval", min=0.001)] = 0.2,
     capture_signer: Annotated[
         list[str] | None,

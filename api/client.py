@@ -4,7 +4,7 @@
     from api.auth import Identity
 
     me = Identity.from_files(Path("admin.key"), Path("admin.pem"))
-    with ParkTraceClient("http://127.0.0.1:8700", identity=me) as client:
+    with ParkTraceClient("http://127.0.0.1:8601", identity=me) as client:
         report = client.capture(document)                  # validate, sign, submit
         status = client.wait(report.accepted[0].tx_id, 30)  # block until committed
         receipt = client.receipt(status["id"])             # verify offline later
@@ -33,7 +33,10 @@ from .auth import Identity, sign_request
 from .epcis.document import CheckedDocument, LedgerEvent, check_document
 from .epcis.records import EPCIS_TX_TYPE, payload_for
 
-DEFAULT_URL = "http://127.0.0.1:8700"
+#: Where the CLI and SDK look when given no URL: the first node of `parktrace demo` and of
+#: `parktrace cluster up` (their API ports start at 8601), and `parktrace serve`'s port.
+DEFAULT_PORT = 8601
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 BATCH_SIZE = 500
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -186,7 +187,9 @@ def start(directory: Path, node_id: str) -> int:
     running = pid_of(directory, node_id)
     if running:
         return running
-    folder = directory / node_id
+    # The process runs in its own folder (relative paths in node.toml are the file's own),
+    # so the path it is given must not depend on the caller's working directory.
+    folder = (directory / node_id).resolve()
     with open(folder / "node.log", "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api", "node", "run", "--config", str(folder / "node.toml")],
@@ -198,6 +201,19 @@ def start(directory: Path, node_id: str) -> int:
         )
     (folder / "node.pid").write_text(str(process.pid))
     return process.pid
+
+
+def bind_api(directory: Path, member: Member, host: str) -> None:
+    """Make the node's API listen on `host` (its port unchanged): the demo opens it to the
+    LAN when its codes point at a LAN address. Peer links are left where they are."""
+    path = directory / member.id / "node.toml"
+    text = path.read_text(encoding="utf-8")
+    port = member.api.rpartition(":")[2]
+    changed = re.sub(
+        r'(?m)^(\[api\]\s*\nlisten = )"[^"]*"', lambda m: f'{m.group(1)}"{host}:{port}"', text
+    )
+    if changed != text:
+        path.write_text(changed, encoding="utf-8")
 
 
 def health(member: Member, timeout: float = 2.0) -> dict[str, Any] | None:

@@ -453,7 +453,7 @@ class Consortium:
         root.mkdir(parents=True, exist_ok=True)
         (root / "README.txt").write_text(
             "ParkTrace consortium directory (parktrace consortium init)\n\n"
-            + LAYOUT
+            + (LAYOUT if self.config_text else _without_config_line(LAYOUT))
             + "\n\nKey files are mode 0600, key directories 0700.\n",
             encoding="utf-8",
         )
@@ -515,6 +515,12 @@ class Consortium:
 def _sample(seed: bytes, now: datetime | None) -> Consortium:
     config = ConsortiumConfig.load(SAMPLE_CONFIG)
     return build_consortium(config, now or datetime.now(UTC) - timedelta(seconds=1), seed)
+
+
+def _without_config_line(layout: str) -> str:
+    """The layout as written when no configuration text is kept (a consortium built from
+    data, as `cluster up` does, has no consortium.toml to list)."""
+    return "\n".join(line for line in layout.splitlines() if "consortium.toml" not in line)
 
 
 def _public(path: Path, text: str) -> None:

@@ -2,9 +2,9 @@
 key, which never leaves this process; recalls are signed here as transactions.
 
     from api.audit.client import AuditClient
-    with AuditClient("http://127.0.0.1:8700", identity=regulator) as audit:
+    with AuditClient("http://127.0.0.1:8601", identity=regulator) as audit:
         report = audit.verify()
-        tree = audit.trace("https://id.gs1.org/01/06904567000237/10/SQP-261028", "backward")
+        tree = audit.trace("https://id.gs1.org/01/06904567000234/10/SQP-261028", "backward")
         audit.recall(lot, "lead above the limit", wait=30)
 
 Composes `api.client.ParkTraceClient` (chain id, submission, waiting) rather than

@@ -49,7 +49,8 @@ FIELDS = {
 }
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:\d{1,5})?$")
+#: Where the codes point: a host (https implied) or a base URL with its scheme.
+_HOST = re.compile(r"^(https?://)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:\d{1,5})?$")
 MAX_NAME = 120
 
 
@@ -130,7 +131,12 @@ def check_names(names: Any, field: str = "names") -> dict[str, str]:
 
 def check_host(host: Any, field: str = "resolver") -> str:
     if not isinstance(host, str) or not _HOST.fullmatch(host):
-        raise CodeError(field, "host", "expected a lower-case host name such as id.example.com")
+        raise CodeError(
+            field,
+            "host",
+            "expected a lower-case host name such as id.example.com, "
+            "or a base URL such as http://192.168.1.20:8601",
+        )
     return host
 
 

@@ -71,8 +71,11 @@ class DigitalLink:
         return "&".join(f"{ai}={encode_value(v)}" for ai, v in self.attributes.items())
 
     def uri(self, host: str = CANONICAL_HOST, *, attributes: bool = True) -> str:
+        """The URI on resolver `host`: a host name (https) or a base URL with its scheme
+        (`http://192.168.1.20:8601`, what a demo on a LAN serves)."""
         query = self.query() if attributes else ""
-        return f"https://{host}{self.path()}" + (f"?{query}" if query else "")
+        base = host if "://" in host else f"https://{host}"
+        return f"{base}{self.path()}" + (f"?{query}" if query else "")
 
     # -- identifiers on the ledger (GS1 canonical form, as EPCIS indexes them) ---------
     @property
