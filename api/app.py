@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from ledger.genesis import Genesis
 from nodes.service import NodeCore
 
-from . import errors
+from . import docs_pages, errors
 from .auth import Identity, RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
 API_VERSION = "1.0.0"
+#: Where the documentation pages' scripts, stylesheet and icon are served.
+DOCS_ASSETS = "/docs-assets"
 
 
 @dataclass(frozen=True)
@@ -129,13 +132,17 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files of an installed package, not
+    # from a CDN: a node in a park's closed network still shows its API documentation.
+    app = FastAPIOffline(
         title="ParkTrace API",
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.services = state
+    docs_pages.install(app, pages=("/docs", "/redoc"))
     errors.install(app)
     for router in _routers():
         app.include_router(router)

@@ -20,6 +20,9 @@ app = typer.Typer(
     help="ParkTrace: a permissioned traceability ledger for the companies of an industrial park.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help text is plain text, never Rich markup: option help such as "ORG[/USER]" or
+    # "[role]" must print as written. Set on the root, it holds for every sub-command.
+    rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)  # URLs stay whole when output is piped
 err = Console(stderr=True)
