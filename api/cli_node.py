@@ -97,7 +97,9 @@ def cluster_init(
     nodes: int = typer.Option(4, "--nodes", "-n", min=1, max=16, help="Validators"),
     directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
     compose: bool = typer.Option(
-        False, "--compose", help="Configs for docker-compose: service names, PostgreSQL per node"
+        False,
+        "--compose",
+        help="For docker-compose: service names, PostgreSQL per node, one bundle per node",
     ),
 ) -> None:
     """Write the consortium and every node's node.toml without starting anything."""
@@ -109,6 +111,9 @@ def cluster_init(
         raise _fail(exc.message) from None
     for member in found:
         console.print(f"{member.id}: {directory / member.id / 'node.toml'}", highlight=False)
+    if compose:
+        env_file = directory / cluster.compose_bundle.COMPOSE_ENV
+        console.print(f"then: docker compose --env-file {env_file} up --build", highlight=False)
 
 
 @cluster_app.command("status")
