@@ -229,33 +229,53 @@ def test_the_generated_configs_address_the_compose_services(generated: Path) -> 
     assert int(settings["PARKTRACE_UID"]) != 0
 
 
+def private_keys_in(folders: list[Path], owners: dict[bytes, str]) -> dict[str, str]:
+    """File name -> owner of every private key among the files below `folders`, found by
+    content (any name, any place), owners as `consortium_keys` names them."""
+    found = {}
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            try:
+                key = PrivateKey.from_pem(data)
+            except Exception:  # not a key of the consortium's kind; and no other kind either
+                assert b"PRIVATE KEY" not in data, f"{path}: a private key of unknown kind"
+                continue
+            found[str(path.relative_to(folder))] = owners.get(key.public_key.key, "unknown")
+    return found
+
+
 def test_no_node_mounts_the_ca_key_or_another_members_private_key(generated: Path) -> None:
     directory = generated / "var" / "compose"
-    consortium = directory / "consortium"
-    owners = consortium_keys(consortium)
-    foreign_texts = {p.read_bytes() for p in (consortium / "keys").rglob("*.key")}
-    park = Consortium.load(consortium)
+    owners = consortium_keys(directory / "consortium")
+    park = Consortium.load(directory / "consortium")
     orgs = {v.id: v.org for v, _ in park.genesis.validators}
     for name, svc in node_services().items():
-        seen: dict[str, str] = {}
-        for host, _target, _mode in bind_mounts(svc):
-            for path in sorted(p for p in host_path(generated, host).rglob("*") if p.is_file()):
-                data = path.read_bytes()
-                try:
-                    key = PrivateKey.from_pem(data)
-                except Exception:  # not a key of the consortium's kind
-                    assert b"PRIVATE KEY" not in data, path
-                    continue
-                owner = owners.get(key.public_key.key, "unknown")
-                seen[path.name] = owner
-                assert owner == orgs[name], f"{name} mounts {path.name}, a key of {owner}"
-                if data in foreign_texts:
-                    assert owner == orgs[name]
-        assert seen["node.key"] == orgs[name]
+        mounted = [host_path(generated, host) for host, _t, _m in bind_mounts(svc)]
+        keys = private_keys_in(mounted, owners)
+        assert set(keys.values()) == {orgs[name]}, f"{name} mounts {keys}"
         assert PrivateKey.load(directory / name / "node.key").public_key == next(
             v.public_key for v, _ in park.genesis.validators if v.id == name
         )
-        print(f"{name}: mounts the keys {seen} and no other")
+        print(f"{name}: mounts the keys {keys} and no other")
+
+
+def test_the_key_check_finds_a_planted_key_whatever_its_name(
+    generated: Path, tmp_path: Path
+) -> None:
+    """The check above is not vacuous: the CA key or another member's key, copied into a
+    bundle under an innocent name, is found."""
+    directory = generated / "var" / "compose"
+    consortium = directory / "consortium"
+    owners = consortium_keys(consortium)
+    bundle = tmp_path / "park-committee-node"
+    shutil.copytree(directory / "park-committee-node", bundle)
+    shutil.copy(consortium / "keys" / "ca.key", bundle / "state" / "cache.bin")
+    other = next((consortium / "keys" / "orgs" / "testing-centre").rglob("*.key"))
+    shutil.copy(other, bundle / "backup.pem")
+    keys = private_keys_in([bundle], owners)
+    assert keys["state/cache.bin"] == "ca" and keys["backup.pem"] == "testing-centre"
+    assert keys["node.key"] == "park-committee"
 
 
 def test_init_compose_twice_keeps_every_password_and_key(generated: Path) -> None:
