@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.errors import LedgerError
@@ -20,7 +21,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -37,6 +38,26 @@ def node_run(
         raise _fail(exc.message) from None
     except OSError as exc:
         raise _fail(f"{exc.filename or ''}: {exc.strerror}") from None
+
+
+@node_app.command("health")
+def node_health(
+    url: str = typer.Option(
+        "http://127.0.0.1:8000", "--url", envvar="PARKTRACE_URL", help="The node's API"
+    ),
+    timeout: float = typer.Option(3.0, help="Seconds to wait for the answer"),
+) -> None:
+    """Exit 0 if the node answers /healthz (the container health check), 1 if not."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout)
+        info = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        raise _fail(f"{url}: {exc or type(exc).__name__}", 1) from None
+    if not isinstance(info, dict) or info.get("status") != "ok":
+        raise _fail(f"{url}/healthz: not healthy (HTTP {response.status_code})", 1)
+    console.print(f"ok: height {info.get('height')}, {len(info.get('peers', []))} peers")
 
 
 @cluster_app.command("up")
@@ -76,7 +97,9 @@ def cluster_init(
     nodes: int = typer.Option(4, "--nodes", "-n", min=1, max=16, help="Validators"),
     directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
     compose: bool = typer.Option(
-        False, "--compose", help="Configs for docker-compose: service names, PostgreSQL per node"
+        False,
+        "--compose",
+        help="For docker-compose: service names, PostgreSQL per node, one bundle per node",
     ),
 ) -> None:
     """Write the consortium and every node's node.toml without starting anything."""
@@ -88,6 +111,9 @@ def cluster_init(
         raise _fail(exc.message) from None
     for member in found:
         console.print(f"{member.id}: {directory / member.id / 'node.toml'}", highlight=False)
+    if compose:
+        env_file = directory / cluster.compose_bundle.COMPOSE_ENV
+        console.print(f"then: docker compose --env-file {env_file} up --build", highlight=False)
 
 
 @cluster_app.command("status")

@@ -30,6 +30,8 @@ from ledger.consortium import SAMPLE_CONFIG, ConsortiumConfig, build_consortium
 from ledger.errors import LedgerError
 from nodes.config import BlockConfig, render
 
+from . import compose_bundle
+
 
 class ClusterError(LedgerError):
     code = "cluster_error"
@@ -70,8 +72,9 @@ def free_ports(count: int = 8, host: str = "127.0.0.1") -> int:
 
 
 def compose_db_url(node_id: str) -> str:
-    """Each compose node's own PostgreSQL service (see docker-compose.yml)."""
-    return f"postgresql://parktrace:parktrace@{node_id}-db:5432/parktrace"
+    """Each compose node's own PostgreSQL service (see docker-compose.yml). No password:
+    libpq takes it from PGPASSWORD, set from the node's db.env (api/compose_bundle.py)."""
+    return f"postgresql://parktrace@{node_id}-db:5432/parktrace"
 
 
 def consortium_config(nodes: int) -> ConsortiumConfig:
@@ -118,13 +121,17 @@ def create(
     """Write consortium, node configs and cluster.json, keeping what already exists.
 
     `compose`: configs for docker-compose instead of one machine: each node is reached by
-    its service name on fixed ports, listens on all interfaces, and keeps its chain in its
-    own PostgreSQL service `<node>-db`.
+    its service name on fixed ports, listens on all interfaces, keeps its chain in its
+    own PostgreSQL service `<node>-db`, and reads only its own bundle of files
+    (api/compose_bundle.py).
     """
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "cluster.json"
     if manifest.exists():
-        return members(directory)
+        found = members(directory)
+        if compose:
+            compose_bundle.write(directory, [m.id for m in found])
+        return found
     consortium_dir = directory / "consortium"
     if not (consortium_dir / "genesis.json").exists():
         now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
@@ -145,7 +152,9 @@ def create(
         (folder / "node.toml").write_text(
             render(
                 node_id=member.id,
-                consortium="../consortium",
+                consortium=None if compose else "../consortium",
+                own_files=compose_bundle.OWN_FILES if compose else None,
+                data_dir=compose_bundle.STATE if compose else ".",
                 db=compose_db_url(member.id) if compose else "sqlite:///node.db",
                 listen=f"0.0.0.0:{COMPOSE_P2P}" if compose else member.p2p,
                 peers={m.id: m.p2p for m in found if m.id != member.id},
@@ -155,6 +164,8 @@ def create(
             ),
             encoding="utf-8",
         )
+    if compose:
+        compose_bundle.write(directory, [m.id for m in found])
     manifest.write_text(json.dumps({"nodes": [asdict(m) for m in found]}, indent=2) + "\n")
     return found
 

@@ -4,6 +4,8 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
     [node]
     id = "park-committee-node"               # a validator id from genesis
     consortium = "../consortium"             # directory written by `consortium init`
+    # …or, for a node given only its own files (a compose node bundle), instead of it:
+    # genesis = "genesis.json"   key = "node.key"   certificate = "node.pem"
     db = "sqlite:///node.db"                 # or postgresql://user@host/db
     data_dir = "."                           # sign state, logs
     key_passphrase_env = ""                  # env var holding the key passphrase, if any
@@ -61,7 +63,8 @@ class BlockConfig:
 @dataclass(frozen=True)
 class NodeConfig:
     id: str
-    consortium: Path
+    #: The whole consortium directory; None for a node given only its own files.
+    consortium: Path | None
     db: str
     data_dir: Path
     listen: tuple[str, int]
@@ -71,6 +74,29 @@ class NodeConfig:
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     key_passphrase_env: str = ""
     source: Path | None = None
+    #: Explicit files; each one unset is found in `consortium` instead.
+    genesis: Path | None = None
+    key: Path | None = None
+    certificate: Path | None = None
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.genesis or self._in_consortium("genesis.json")
+
+    def key_path(self, org: str) -> Path:
+        """The node's private key; `org` (its organisation in genesis) locates it in a
+        consortium directory."""
+        return self.key or self._in_consortium("keys", "orgs", org, "validators", f"{self.id}.key")
+
+    def certificate_path(self, org: str) -> Path:
+        return self.certificate or self._in_consortium(
+            "certs", "orgs", org, "validators", f"{self.id}.pem"
+        )
+
+    def _in_consortium(self, *parts: str) -> Path:
+        if self.consortium is None:  # from_dict never builds such a config
+            raise ConfigError("[node] consortium is not set")
+        return self.consortium.joinpath(*parts)
 
     @property
     def key_passphrase(self) -> bytes | None:
@@ -97,9 +123,14 @@ class NodeConfig:
         node = data.get("node")
         if not isinstance(node, dict):
             raise ConfigError("missing [node] table")
-        for key in ("id", "consortium", "db"):
+        for key in ("id", "db"):
             if not isinstance(node.get(key), str) or not node[key]:
                 raise ConfigError(f"[node] {key}: expected a non-empty string")
+        files = {key: _path(node, key, base) for key in (*OWN_FILES, "consortium")}
+        if files["consortium"] is None and None in (files[key] for key in OWN_FILES):
+            raise ConfigError(
+                f"[node] needs consortium, or all of {', '.join(OWN_FILES)} (a node bundle)"
+            )
         network = data.get("network", {})
         peers_raw = network.get("peers", {})
         if not isinstance(peers_raw, dict):
@@ -111,7 +142,7 @@ class NodeConfig:
         consensus = data.get("consensus", {})
         return cls(
             id=node["id"],
-            consortium=(base / node["consortium"]).resolve(),
+            consortium=files["consortium"],
             db=db,
             data_dir=(base / node.get("data_dir", ".")).resolve(),
             listen=_address(network.get("listen", "127.0.0.1:26601"), "[network] listen"),
@@ -123,7 +154,23 @@ class NodeConfig:
             consensus=_dataclass(ConsensusConfig, consensus, "[consensus]"),
             key_passphrase_env=node.get("key_passphrase_env", ""),
             source=source,
+            genesis=files["genesis"],
+            key=files["key"],
+            certificate=files["certificate"],
         )
+
+
+#: What a node reads of the consortium: enough to run without the rest of it.
+OWN_FILES = ("genesis", "key", "certificate")
+
+
+def _path(node: dict[str, Any], key: str, base: Path) -> Path | None:
+    value = node.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"[node] {key}: expected a non-empty path")
+    return (base / value).resolve()
 
 
 def _dataclass(kind: type, values: Any, what: str) -> Any:
@@ -142,22 +189,28 @@ def _dataclass(kind: type, values: Any, what: str) -> Any:
 def render(
     *,
     node_id: str,
-    consortium: str,
+    consortium: str | None = None,
     db: str,
     listen: str,
     peers: dict[str, str],
     api_listen: str,
     blocks: BlockConfig | None = None,
     consensus: dict[str, float] | None = None,
+    own_files: dict[str, str] | None = None,
+    data_dir: str = ".",
 ) -> str:
-    """The text of a node.toml (what `cluster up` writes and docker-compose mounts)."""
+    """The text of a node.toml (what `cluster up` writes and docker-compose mounts).
+    `own_files` (genesis, key, certificate -> path) instead of `consortium` for a node
+    that holds only its own files."""
     blocks = blocks or BlockConfig()
+    where = [f'consortium = "{consortium}"'] if consortium is not None else []
+    where += [f'{key} = "{path}"' for key, path in (own_files or {}).items()]
     lines = [
         "[node]",
         f'id = "{node_id}"',
-        f'consortium = "{consortium}"',
+        *where,
         f'db = "{db}"',
-        'data_dir = "."',
+        f'data_dir = "{data_dir}"',
         "",
         "[network]",
         f'listen = "{listen}"',

@@ -80,21 +80,22 @@ class Validated:
 class Node(NodeCore):
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        genesis = Genesis.load(config.consortium / "genesis.json")
+        genesis = Genesis.load(config.genesis_path)
         entry = next((v for v, _ in genesis.validators if v.id == config.id), None)
         if entry is None:
             raise LedgerError(f"{config.id!r} is not a validator of chain {genesis.chain_id}")
         self.org = entry.org
-        folder = config.consortium
-        key_path = folder / "keys" / "orgs" / entry.org / "validators" / f"{config.id}.key"
+        key_path = config.key_path(entry.org)
         self.key = PrivateKey.load(key_path, config.key_passphrase)
         if self.key.public_key != entry.public_key:
             raise LedgerError(f"{key_path} is not the key genesis names for {config.id}")
+        # Genesis names the CA, so the node needs no other file of the consortium's.
         self.tls = TlsFiles(
-            folder / "certs" / "orgs" / entry.org / "validators" / f"{config.id}.pem",
+            config.certificate_path(entry.org),
             key_path,
-            folder / "certs" / "ca.pem",
+            None,
             config.key_passphrase,
+            ca_pem=genesis.ca_certificate,
         )
         store = Store(config.db)
         store.bind_chain(genesis.chain_id, genesis.hash, genesis.to_json())

@@ -65,16 +65,20 @@ async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> di
 
 @dataclass(frozen=True)
 class TlsFiles:
+    """A node's certificate and key, and the CA its peers must chain to: a file, or the
+    PEM text itself (the node takes it from genesis, so it needs no file of it)."""
+
     certificate: Path
     key: Path
-    ca: Path
+    ca: Path | None
     key_passphrase: bytes | None = None
+    ca_pem: str | None = None
 
     def context(self, server: bool) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.load_cert_chain(self.certificate, self.key, password=self.key_passphrase)
-        ctx.load_verify_locations(self.ca)
+        ctx.load_verify_locations(cafile=self.ca, cadata=self.ca_pem)
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = False  # peers are identified by their certificate key, below
         return ctx
