@@ -16,7 +16,7 @@ node_app = typer.Typer(help="Run one consortium member's node.", no_args_is_help
 cluster_app = typer.Typer(help="A local consortium as separate processes.", no_args_is_help=True)
 # Piped output (logs, scripts) gets full-width rows instead of truncated node ids.
 console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a refusal stays one line
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
