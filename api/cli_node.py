@@ -17,7 +17,7 @@ node_app = typer.Typer(help="Run one consortium member's node.", no_args_is_help
 cluster_app = typer.Typer(help="A local consortium as separate processes.", no_args_is_help=True)
 # Piped output (logs, scripts) gets full-width rows instead of truncated node ids.
 console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a refusal stays one line
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -38,6 +38,55 @@ def node_run(
         raise _fail(exc.message) from None
     except OSError as exc:
         raise _fail(f"{exc.filename or ''}: {exc.strerror}") from None
+    except Exception as exc:  # a refusal is one line, never a traceback
+        raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
+
+
+@node_app.command("reset-signstate")
+def node_reset_signstate(
+    config: Path = typer.Option(..., "--config", "-c", help="The node's node.toml"),
+    i_understand: bool = typer.Option(
+        False,
+        "--i-understand",
+        help="Confirm: the node is stopped and no other process signs with its key",
+    ),
+) -> None:
+    """Record that this validator may have signed up to the next height of its store, so
+    that a node whose sign state is lost signs again only above it (run with the node
+    stopped; without it the node waits for its peers to show that height instead)."""
+    import logging
+
+    from ledger.store import Store
+    from nodes.config import NodeConfig
+    from nodes.signguard import write_floor
+    from nodes.signstore import SignStore
+
+    from .node_main import setup_logging
+
+    if not i_understand:
+        raise _fail("refusing without --i-understand (stop the node first)")
+    try:
+        settings = NodeConfig.load(config)
+        store = Store(settings.db)
+        try:
+            height = store.height()
+        finally:
+            store.close()
+        held = SignStore(settings.data_dir / "signstate.json").load()
+        signed_up_to = max(height + 1, held.height if held is not None else 0)
+        path = write_floor(settings.data_dir, signed_up_to, "parktrace node reset-signstate")
+    except LedgerError as exc:
+        raise _fail(exc.message) from None
+    except OSError as exc:
+        raise _fail(f"{exc.filename or ''}: {exc.strerror}") from None
+    setup_logging()
+    logging.getLogger("parktrace.node").warning(
+        "operator reset of the sign state of %s: signing only above height %d (%s)",
+        settings.id,
+        signed_up_to,
+        path,
+    )
+    console.print(f"{settings.id}: will sign only above height {signed_up_to} ({path})")
 
 
 @node_app.command("health")

@@ -53,10 +53,12 @@ from .consensus.actions import (
     RequestProposal,
     ScheduleTimeout,
 )
+from .consensus.signstate import SignState
 from .consensus.state_machine import ConsensusState
 from .consensus.step import Step
 from .metrics import NodeMetrics
 from .service import NodeCore, TxStatus
+from .signguard import SignGuard, read_floor
 from .signstore import SignStore
 from .transport import PeerNetwork, TlsFiles
 
@@ -109,6 +111,8 @@ class Node(NodeCore):
         self.committed_evidence: set[str] = set(tip.evidence_keys)
         self.pending_evidence: dict[str, dict[str, Any]] = {}
         self.signstore = SignStore(config.data_dir / "signstate.json")
+        sign_state = self.signstore.load()
+        signing_from, self.guard = self._signing_start(sign_state)
         self.consensus = ConsensusState(
             tip.state,
             validator_id=config.id,
@@ -116,7 +120,8 @@ class Node(NodeCore):
             valid=self._valid,
             config=config.consensus,
             evidence_committed=self.committed_evidence.__contains__,
-            sign_state=self.signstore.load(),
+            sign_state=sign_state,
+            signing_from=signing_from,
         )
         self.metrics = NodeMetrics()
         self.metrics.height.set(self.state.height)
@@ -135,6 +140,56 @@ class Node(NodeCore):
         self._syncing_from: str | None = None
         self.ready = asyncio.Event()
 
+    def _signing_start(self, sign_state: SignState | None) -> tuple[int | None, SignGuard | None]:
+        """The lowest height this validator may sign at (None: not known yet), and the
+        guard that will find it when the sign state is gone (nodes/signguard.py)."""
+        height = self.state.height
+        floor = read_floor(self.config.data_dir)
+        if sign_state is not None:
+            if sign_state.height > height + 1:
+                log.warning(
+                    "sign state is of height %d but the store ends at %d (blocks lost): "
+                    "catching up from peers, signing again from height %d",
+                    sign_state.height,
+                    height,
+                    sign_state.height,
+                )
+            return (1 if floor is None else floor + 1), None
+        if floor is not None and floor > height:
+            log.warning(
+                "no sign state; the operator recorded signing up to height %d: "
+                "signing from height %d",
+                floor,
+                floor + 1,
+            )
+            return floor + 1, None
+        count = len(self.state.validators.validators)
+        peers_needed = count - 1 - (count - 1) // 3  # with this node, a quorum
+        log.warning(
+            "no sign state at %s (store at height %d): following the chain without signing "
+            "until %d peers have reported their heights and the chain has passed any height "
+            "this validator may have signed at",
+            self.signstore.path,
+            height,
+            peers_needed,
+        )
+        return None, SignGuard(self.config.id, height, peers_needed)
+
+    def _check_guard(self) -> None:
+        """Release the sign guard once it knows a height above anything signed before."""
+        if self.guard is None:
+            return
+        horizon = self.guard.horizon()
+        if horizon is None:
+            return
+        self.guard = None
+        log.warning(
+            "sign guard: this validator may have signed up to height %d; signing from %d",
+            horizon,
+            horizon + 1,
+        )
+        self._put("allow_signing", horizon + 1)
+
     # -- identity of peers -------------------------------------------------------------------
     def _identify(self, public_key: bytes) -> str | None:
         for validator in self.state.validators.validators:
@@ -152,6 +207,7 @@ class Node(NodeCore):
             asyncio.create_task(self._gossip(), name="gossip"),
         ]
         log.info("node %s started at height %d", self.config.id, self.state.height)
+        self._check_guard()  # a lone validator needs no peer's word
         self.ready.set()
         try:
             await self._execute(self.consensus.start())
@@ -187,6 +243,8 @@ class Node(NodeCore):
                 await self._execute(self.consensus.new_height(self.state))
         elif kind == "synced":
             await self._apply_synced(*payload)
+        elif kind == "allow_signing":
+            await self._execute(self.consensus.allow_signing_from(payload))
 
     def _waiting_to_enter(self) -> bool:
         """The machine decided its height and waits for the host to start the next."""
@@ -315,6 +373,9 @@ class Node(NodeCore):
         self.state = advance(self.state, block, membership.validators)
         self.last_commit = certificate
         self._validated.clear()
+        if self.guard is not None:
+            self.guard.certificate(block.last_commit)
+            self.guard.certificate(certificate)
         for record in block.evidence:
             key = check_evidence(
                 record,
@@ -461,6 +522,9 @@ class Node(NodeCore):
             height = message.get("height")
             if isinstance(height, int) and height >= 0:
                 self.peer_heights[peer] = height
+                if self.guard is not None:
+                    self.guard.peer_height(peer, height)
+                    self._check_guard()
                 if height > self.state.height:
                     self._work.set()
         elif kind == "get_blocks":
@@ -516,6 +580,7 @@ class Node(NodeCore):
             "head": self.state.head_hash,
             "last_block_time": self.state.head_time if self.state.height else None,
             "round": self.consensus.round,
+            "signing": self.consensus.is_validator,
             "mempool": len(self.mempool),
             "peers": sorted(self.network.stats.connected),
             "peer_heights": dict(sorted(self.peer_heights.items())),

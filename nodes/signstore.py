@@ -67,16 +67,16 @@ class SignStore:
             if block_hash not in self._written:
                 self.blocks_dir.mkdir(parents=True, exist_ok=True)
                 text = json.dumps(block.to_json(), ensure_ascii=False, separators=(",", ":"))
-                _write_durably(self.blocks_dir / f"{block_hash}.json", text.encode("utf-8"))
+                write_durably(self.blocks_dir / f"{block_hash}.json", text.encode("utf-8"))
                 self._written.add(block_hash)
-        _write_durably(self.path, codec.canonical(state.to_json(by_hash=True)))
+        write_durably(self.path, codec.canonical(state.to_json(by_hash=True)))
         # Blocks no state on disk names any more (an earlier height's): never read again.
         for stale in self._written - set(blocks):
             (self.blocks_dir / f"{stale}.json").unlink(missing_ok=True)
         self._written &= set(blocks)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def write_durably(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically and durably (data, then the name)."""
     tmp = path.with_suffix(".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,6 @@ from nodes.consensus import (
     RequestProposal,
     ScheduleTimeout,
     SignState,
-    SignStateError,
     Step,
     Timeout,
     decode,
@@ -631,18 +630,49 @@ def test_guard_refuses_a_conflicting_signature():
     assert broadcasts(actions) == [first] and h.m.guard_conflicts == 1
 
 
-def test_sign_state_from_a_later_height_refuses_to_start():
+def test_sign_state_ahead_of_the_chain_follows_then_resumes_there():
+    """The store lost blocks the sign state is past (WAL lost): no refusal, no signing
+    below that height, and the saved round state is resumed once the chain gets there."""
     h = Harness()
     h.start()
     h.send(proposal(block(1), 0))
-    later = replace(h.persisted, height=3)
-    with pytest.raises(SignStateError):
-        Harness(sign_state=later)
+    ahead = replace(h.persisted, height=2, votes=(), proposals=())
+    behind = Harness(sign_state=ahead)
+    actions = behind.start()
+    assert not behind.m.is_validator and not broadcasts(actions)
+    assert not broadcasts(behind.timeout(Step.PROPOSE))  # height 1: never signs
+    resumed = behind._track(behind.m.new_height(advance(GENESIS, block(1))))
+    assert behind.m.is_validator and behind.m.height == 2
+    assert not any(isinstance(a, RequestProposal) for a in resumed) or proposer_of(0, 2) == 0
     stale = replace(h.persisted, height=1)
     chain2 = advance(GENESIS, block(1))
     fresh = Harness(sign_state=stale, chain=chain2)  # already committed: start the next height
     fresh.start()
     assert (fresh.m.height, fresh.m.round) == (2, 0)
+
+
+def test_held_signing_never_signs_until_allowed():
+    """A lost sign state: the machine follows but signs nothing until the host allows a
+    height; allowed mid-height past its proposal step, it signs in a fresh round."""
+    h = Harness(signing_from=None)
+    h.start()
+    v = block(1)
+    assert not broadcasts(h.send(proposal(v, 0)))  # the prevote rule fires, unsigned
+    assert h.m.step is Step.PREVOTE and not h.m.is_validator
+    later = Harness(signing_from=None)
+    later.start()
+    assert not later.m.allow_signing_from(2) and not later.m.is_validator  # not at height 1
+    now = h._track(h.m.allow_signing_from(1))
+    assert h.m.is_validator and h.m.round == 1 and any(isinstance(a, ScheduleTimeout) for a in now)
+    signed = the_vote(h.send(proposal(block(2), 1)))
+    assert (signed.round, signed.type) == (1, "prevote")
+
+
+def test_signing_allowed_during_the_proposal_step_keeps_the_round():
+    h = Harness(signing_from=None)
+    h.start()
+    h._track(h.m.allow_signing_from(1))
+    assert h.m.round == 0 and the_vote(h.send(proposal(block(1), 0))).round == 0
 
 
 def test_gossip_resends_own_votes_and_the_proof_of_lock():

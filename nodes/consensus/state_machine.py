@@ -97,6 +97,7 @@ class ConsensusState:
         config: Config | None = None,
         evidence_committed: Callable[[str], bool] = _never,
         sign_state: SignState | None = None,
+        signing_from: int | None = 1,
     ) -> None:
         self.config = config or Config()
         self.validator_id = validator_id
@@ -108,16 +109,21 @@ class ConsensusState:
         self.guard_conflicts = 0
         self._started = False
         self._future: list[Proposal | Vote] = []
-        self._enter(chain)
+        #: The lowest height this validator may sign at; None: not at any height until the
+        #: host calls `allow_signing_from` (a lost sign state, see nodes/signguard.py).
+        self.signing_from = signing_from
+        #: A sign state of a height the chain has not reached yet (the store lost blocks):
+        #: restored when the machine gets there, and nothing is signed below it.
+        self._ahead: SignState | None = None
         self._resume_from: SignState | None = None
-        if sign_state is not None:
-            if sign_state.height > self.height:
-                raise SignStateError(
-                    f"signed at height {sign_state.height} but the chain ends at {chain.height}"
-                )
-            if sign_state.height == self.height:
-                self._restore(sign_state)
-                self._resume_from = sign_state
+        if sign_state is not None and sign_state.height > chain.height + 1:
+            self._ahead = sign_state
+            if signing_from is not None:
+                self.signing_from = max(signing_from, sign_state.height)
+        self._enter(chain)
+        if sign_state is not None and sign_state.height == self.height:
+            self._restore(sign_state)
+            self._resume_from = sign_state
 
     # -- state --------------------------------------------------------------------------
     def _enter(self, chain: ChainState) -> None:
@@ -141,7 +147,11 @@ class ConsensusState:
             self.validator_id is not None
             and self.key is not None
             and chain.validators.get(self.validator_id) is not None
+            and self.signing_from is not None
+            and self.height >= self.signing_from
         )
+        if self._ahead is not None and self._ahead.height < self.height:
+            self._ahead = None  # decided without us: what was signed there is history
 
     def _restore(self, state: SignState) -> None:
         self.round, self.step = state.round, state.step
@@ -173,13 +183,36 @@ class ConsensusState:
         if self._started:
             raise RuntimeError("consensus already started")
         self._started = True
+        return self._resume() + self._process()
+
+    def _resume(self) -> list[Action]:
         if self._resume_from is None:
-            actions = self._start_round(0)
-        elif self.step is Step.PROPOSE:
-            actions = self._start_round(self.round)
-        else:  # re-send what was signed in this round; peers may never have got it
-            actions = [Broadcast(m) for m in self._own_messages() if m.round == self.round]
-        return actions + self._process()
+            return self._start_round(0)
+        if self.step is Step.PROPOSE:
+            return self._start_round(self.round)
+        # re-send what was signed in this round; peers may never have got it
+        return [Broadcast(m) for m in self._own_messages() if m.round == self.round]
+
+    def allow_signing_from(self, height: int) -> list[Action]:
+        """The host has established that nothing was signed below `height` (sign guard).
+        If that includes the current height, signing starts now: in a fresh round when
+        this one is past its proposal step (rules of that round fired without our votes;
+        moving to a higher round alone is always safe, only timing is local)."""
+        if self._ahead is not None:
+            height = max(height, self._ahead.height)
+        self.signing_from = height if self.signing_from is None else max(self.signing_from, height)
+        was = self.is_validator
+        self.is_validator = (
+            self.validator_id is not None
+            and self.key is not None
+            and self.chain.validators.get(self.validator_id) is not None
+            and self.height >= self.signing_from
+        )
+        if was or not self.is_validator or not self._started or self.step is Step.COMMIT:
+            return []
+        if self.step is Step.PROPOSE and not self._own_messages():
+            return self._start_round(self.round) + self._process()
+        return self._start_round(self.round + 1) + self._process()
 
     def on_message(self, message: Message) -> list[Action]:
         self._require_started()
@@ -237,6 +270,10 @@ class ConsensusState:
         buffered = [m for m in self._future if m.height == chain.height + 1]
         self._future = []
         self._enter(chain)
+        if self._ahead is not None and self._ahead.height == self.height:
+            self._restore(self._ahead)
+            self._resume_from, self._ahead = self._ahead, None
+            return self._resume() + self._process()
         actions = self._start_round(0)
         for message in buffered:
             if self.step is Step.COMMIT:
