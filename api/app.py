@@ -18,12 +18,12 @@ from fastapi import Depends, FastAPI, Request
 
 from ledger.genesis import Genesis
 from nodes.service import NodeCore
+from traceability.epcis.index import EventIndex
 
 from . import errors
 from .auth import Identity, RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
-from .epcis.index import EventIndex
 
 if TYPE_CHECKING:
     from fastapi import APIRouter

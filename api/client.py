@@ -28,10 +28,10 @@ import httpx
 
 from ledger.errors import LedgerError
 from ledger.tx import Transaction
+from traceability.epcis.document import CheckedDocument, LedgerEvent, check_document
+from traceability.epcis.records import EPCIS_TX_TYPE, payload_for
 
 from .auth import Identity, sign_request
-from .epcis.document import CheckedDocument, LedgerEvent, check_document
-from .epcis.records import EPCIS_TX_TYPE, payload_for
 
 DEFAULT_URL = "http://127.0.0.1:8700"
 BATCH_SIZE = 500
