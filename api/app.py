@@ -19,12 +19,12 @@ from fastapi_offline import FastAPIOffline
 
 from ledger.genesis import Genesis
 from nodes.service import NodeCore
+from traceability.epcis.index import EventIndex
 
 from . import docs_pages, errors
 from .auth import Identity, RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
-from .epcis.index import EventIndex
 
 if TYPE_CHECKING:
     from fastapi import APIRouter

@@ -63,6 +63,7 @@ def verify(
     from ledger.genesis import Genesis
     from ledger.store import Store
     from ledger.verify import verify_store
+    from traceability.validity import trace_rules
 
     try:
         trusted = Genesis.load(genesis) if genesis else None
@@ -72,7 +73,7 @@ def verify(
     except OSError as exc:
         raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
-        report = verify_store(store, trusted)
+        report = verify_store(store, trusted, rules=trace_rules)
     except LedgerError as exc:
         raise fail(exc.message) from None
     finally:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from traceability.epcis.document import parse_json
 
 from .audit.client import AuditClient
 from .auth import Identity
@@ -37,7 +38,6 @@ from .cli_producer import (
     load_identity,
 )
 from .client import DEFAULT_URL, ApiClientError
-from .epcis.document import parse_json
 
 app = typer.Typer(help="The regulator's audit: verify, compare, prove, trace, recall, report.")
 proof_app = typer.Typer(help="Receipts and consistency proofs, verifiable offline.")
@@ -173,8 +173,9 @@ def compare(
 
     With --node or --cluster this machine asks each node itself; without, the node at
     --url compares itself with the nodes it is configured with. Exit 1 on divergence."""
-    from .audit.compare import HttpSource
-    from .audit.compare import compare as run_compare
+    from traceability.audit.compare import HttpSource
+    from traceability.audit.compare import compare as run_compare
+
     from .audit.settings import parse_nodes
 
     nodes: dict[str, str] = {}
@@ -278,8 +279,8 @@ def proof_verify(
     as_json: AsJson = False,
 ) -> None:
     """Verify a receipt or a consistency proof offline (exit 1 if it does not verify)."""
-    from .audit.proofs import CONSISTENCY_TYPE, verify_consistency_proof
-    from .receipts import verify_receipt
+    from traceability.audit.proofs import CONSISTENCY_TYPE, verify_consistency_proof
+    from traceability.receipts import verify_receipt
 
     trusted = _load_genesis(genesis)
     data = _load_json(file, "proof")

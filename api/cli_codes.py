@@ -34,6 +34,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from api.codes import render
+from traceability.codes import CodeError
+from traceability.codes.batch import TX_TYPE, Batch, new_batch
+from traceability.codes.digital_link import build, parse_uri
+from traceability.codes.gtin import park_gtin
+from traceability.codes.sealing import ResolverKey, ResolverPublicKey
+
 from .cli_producer import (
     CertFile,
     ConsortiumDir,
@@ -46,11 +53,6 @@ from .cli_producer import (
     load_identity,
 )
 from .client import DEFAULT_URL, ApiClientError, ParkTraceClient
-from .codes import CodeError, render
-from .codes.batch import TX_TYPE, Batch, new_batch
-from .codes.digital_link import build, parse_uri
-from .codes.gtin import park_gtin
-from .codes.sealing import ResolverKey, ResolverPublicKey
 from .codes.sheets import LabelLayout, label_pdf
 
 app = typer.Typer(help="Serialised product codes: issue, render, resolver keys.")

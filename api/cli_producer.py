@@ -24,12 +24,12 @@ from rich.table import Table
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
+from traceability.epcis.document import check_document, parse_json
+from traceability.epcis.records import EPCIS_TX_TYPE
+from traceability.epcis.rules import EVENT_TYPES
 
 from .auth import Identity
 from .client import DEFAULT_URL, ApiClientError, CaptureReport, ParkTraceClient, Refused
-from .epcis.document import check_document, parse_json
-from .epcis.records import EPCIS_TX_TYPE
-from .epcis.rules import EVENT_TYPES
 
 console = Console()
 err = Console(stderr=True)
@@ -227,7 +227,7 @@ def import_(
 ) -> None:
     """Bulk load events: every valid event is recorded, and the summary says how many were
     accepted and committed and why anything was refused (exit 1 if anything was)."""
-    from .epcis.bulk import plan_import
+    from traceability.epcis.bulk import plan_import
 
     namespaces = {}
     for item in namespace or []:
@@ -461,7 +461,7 @@ def receipt_verify(
     as_json: AsJson = False,
 ) -> None:
     """Verify a receipt offline against the genesis file alone (exit 1 if it fails)."""
-    from .receipts import verify_receipt
+    from traceability.receipts import verify_receipt
 
     try:
         trusted = Genesis.load(genesis)

@@ -28,10 +28,10 @@ import httpx
 
 from ledger.errors import LedgerError
 from ledger.tx import Transaction
+from traceability.epcis.document import CheckedDocument, LedgerEvent, check_document
+from traceability.epcis.records import EPCIS_TX_TYPE, payload_for
 
 from .auth import Identity, sign_request
-from .epcis.document import CheckedDocument, LedgerEvent, check_document
-from .epcis.records import EPCIS_TX_TYPE, payload_for
 
 #: Where the CLI and SDK look when given no URL: the first node of `parktrace demo` and of
 #: `parktrace cluster up` (their API ports start at 8601), and `parktrace serve`'s port.

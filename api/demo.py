@@ -32,9 +32,9 @@ from ledger.consortium import Consortium
 from ledger.timefmt import now
 from ledger.tx import Transaction
 from nodes.config import BlockConfig
+from traceability.codes.sealing import ResolverKey
 
 from . import cluster
-from .codes.sealing import ResolverKey
 from .histories import build_histories
 
 Say = Callable[[str], None]

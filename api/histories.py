@@ -33,12 +33,11 @@ from ledger.store import Store
 from ledger.timefmt import format_time, parse_time
 from ledger.tx import Transaction
 from nodes.devchain import DevChain
-
-from .codes.batch import TX_TYPE, Batch, new_batch
-from .codes.digital_link import DigitalLink, build
-from .codes.gtin import check_digit
-from .codes.sealing import ResolverPublicKey
-from .epcis.records import check_payload
+from traceability.codes.batch import TX_TYPE, Batch, new_batch
+from traceability.codes.digital_link import DigitalLink, build
+from traceability.codes.gtin import check_digit
+from traceability.codes.sealing import ResolverPublicKey
+from traceability.epcis.records import check_payload
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 PT_NAMESPACE = "https://ns.parktrace.example/epcis/"

@@ -29,6 +29,7 @@ from verify import raw_verify_rate  # bench/verify.py
 
 from ledger.store import Store
 from ledger.verify import verify_store
+from traceability.validity import trace_rules
 
 TARGET_PER_CORE = 5000
 
@@ -88,7 +89,7 @@ def main() -> None:
         raw = raw_verify_rate(1.0 if args.quick else 3.0)
         common.log(f"built in {build.wall:.0f} s; raw verify {raw:.0f}/s; verifying")
         with common.Stopwatch() as audit:
-            report = verify_store(store, consortium.genesis)
+            report = verify_store(store, consortium.genesis, rules=trace_rules)
         store.close()
     finally:
         if drop is not None:

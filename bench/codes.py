@@ -25,13 +25,13 @@ import zxingcpp
 from PIL import Image
 
 from api.codes import render
-from api.codes.batch import TX_TYPE, new_batch
-from api.codes.digital_link import build
-from api.codes.sealing import ResolverKey
 from api.codes.service import CodesService, CodesSettings
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.devchain import DevChain
+from traceability.codes.batch import TX_TYPE, new_batch
+from traceability.codes.digital_link import build
+from traceability.codes.sealing import ResolverKey
 
 HOST = "id.parktrace.example"
 

@@ -74,11 +74,11 @@ def serve(kind: str, port: int, directory: Path) -> None:
 
     else:
         from api.app import ApiSettings, create_app
-        from api.codes.sealing import ResolverKey
         from api.codes.service import CodesSettings, install
         from ledger.genesis import Genesis
         from ledger.store import Store
         from nodes.service import NodeCore
+        from traceability.codes.sealing import ResolverKey
 
         genesis = Genesis.load(directory / "consortium" / "genesis.json")
         store = Store(f"sqlite:///{directory / 'node.db'}")  # a kept dataset: migrated
@@ -99,8 +99,8 @@ def _index_url(directory: Path) -> str:
 # -- the dataset -----------------------------------------------------------------------------
 def _follow(store_url: str, index_url: str, stop: Any) -> None:
     """Keep the on-disk event index up with the store while it is being built."""
-    from api.epcis.index import EventIndex
     from ledger.store import Store
+    from traceability.epcis.index import EventIndex
 
     store = Store(store_url, migrate=False)
     index = EventIndex(store, index_url)
@@ -115,7 +115,7 @@ def _in_events(store: Any, index_url: str, wanted: list[str]) -> set[str]:
     """Those of `wanted` that some indexed event names."""
     from sqlalchemy import select
 
-    from api.epcis.index import EventIndex, canonical_identifier, identifiers
+    from traceability.epcis.index import EventIndex, canonical_identifier, identifiers
 
     index = EventIndex(store, index_url)
     by_canonical = {canonical_identifier(i): i for i in wanted}
@@ -129,11 +129,11 @@ def _in_events(store: Any, index_url: str, wanted: list[str]) -> set[str]:
 def build(directory: Path, events: int, masks: int) -> dict[str, Any]:
     import multiprocessing
 
-    from api.codes.sealing import ResolverKey
-    from api.epcis.index import EventIndex
     from api.histories import build_histories
     from ledger.store import Store
     from nodes.devchain import DevChain
+    from traceability.codes.sealing import ResolverKey
+    from traceability.epcis.index import EventIndex
 
     if directory.exists():
         shutil.rmtree(directory)

@@ -23,6 +23,7 @@ from ledger.crypto import PrivateKey
 from ledger.store import Store
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
+from traceability.validity import trace_rules
 
 
 def raw_verify_rate(seconds: float = 2.0) -> float:
@@ -60,7 +61,7 @@ def main() -> None:
 
         raw = raw_verify_rate()
         cpu_started = time.process_time()
-        report = verify_store(store, consortium.genesis)
+        report = verify_store(store, consortium.genesis, rules=trace_rules)
         cpu = time.process_time() - cpu_started
         store.close()
     assert report.ok, report.problem

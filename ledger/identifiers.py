@@ -5,6 +5,10 @@ inputEPCList/outputEPCList, classes in the quantity lists, containers in parentI
 Lots are classes with a lot qualifier (e.g. urn:epc:class:lgtin:... or a Digital Link
 URI with /10/), so indexing every identifier there is what makes trace and product
 history queries index lookups instead of scans.
+
+It runs after a block is decided, so it must never raise: the block rule admitted only
+exact payload shapes, and anything else here (a list that is not a list) is skipped, not
+trusted.
 """
 
 from __future__ import annotations
@@ -16,17 +20,22 @@ _QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "ou
 MAX_IDENTIFIER = 512
 
 
+def _items(event: dict[str, Any], key: str) -> list[Any]:
+    value = event.get(key)
+    return value if isinstance(value, list) else []
+
+
 def event_identifiers(event: dict[str, Any]) -> set[str]:
     found: set[str] = set()
     parent = event.get("parentID")
     if isinstance(parent, str):
         found.add(parent)
     for key in _EPC_LISTS:
-        for epc in event.get(key) or ():
+        for epc in _items(event, key):
             if isinstance(epc, str):
                 found.add(epc)
     for key in _QUANTITY_LISTS:
-        for item in event.get(key) or ():
+        for item in _items(event, key):
             if isinstance(item, dict) and isinstance(item.get("epcClass"), str):
                 found.add(item["epcClass"])
     return {i for i in found if 0 < len(i) <= MAX_IDENTIFIER}
@@ -35,6 +44,8 @@ def event_identifiers(event: dict[str, Any]) -> set[str]:
 def tx_identifiers(tx_type: str, payload: dict[str, Any]) -> set[str]:
     """Identifiers of any transaction type that names products."""
     found: set[str] = set()
+    if not isinstance(payload, dict):
+        return found
     event = payload.get("event")
     if isinstance(event, dict):
         found |= event_identifiers(event)

@@ -7,17 +7,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .errors import DuplicateError, LedgerError
 from .membership import Membership
 from .tx import Transaction
 
-if TYPE_CHECKING:
-    from .recall import RecallBlock
-
 #: Given candidate ids, the ones already committed on the chain.
 KnownIds = Callable[[list[str]], set[str]]
+
+
+class BlockRules(Protocol):
+    """The rules above the chain's own (the domain's: what an event, a recall or a code
+    issuance must be) while one block is judged, transaction by transaction, in order."""
+
+    def check(self, tx: Transaction, membership: Membership) -> None:
+        """Raise a LedgerError if `tx` may not come next (changes nothing)."""
+
+    def apply(self, tx: Transaction) -> None:
+        """Take `tx`, already checked, into the block's state."""
+
+    def result(self) -> DomainRules:
+        """The domain's state after the block."""
+
+
+class DomainRules(Protocol):
+    """The domain's state after some block: an immutable value, like `Membership`.
+    The node builds it (traceability.validity); the ledger only threads it through."""
+
+    def begin(self, height: int) -> BlockRules:
+        """Start judging block `height` (never changes this value)."""
 
 
 @dataclass(frozen=True)
@@ -33,26 +52,27 @@ def check_txs(
     height: int,
     time: str,
     known: KnownIds,
-    recalls: RecallBlock | None = None,
+    rules: BlockRules | None = None,
 ) -> Membership:
     """All-or-nothing: raise the first problem of any transaction of block `height`;
     return the membership after the block. Membership changes apply in order, so a
     later transaction of the same block is judged by the earlier ones' effects.
 
-    `recalls` (ledger.recall): the recall rule's state for this block, taken forward
-    transaction by transaction like the membership; its `result()` is the state after."""
+    `rules`: the domain's rules for this block, taken forward transaction by
+    transaction like the membership; its `result()` is the state after. None judges the
+    chain's own rules only."""
     txs = list(txs)
     _raise_duplicates(txs, known)
     for position, tx in enumerate(txs):
         try:
             membership.check_tx(tx, height, time)
-            if recalls is not None:
-                recalls.check(tx)
+            if rules is not None:
+                rules.check(tx, membership)
         except LedgerError as exc:
-            raise type(exc)(f"transaction {position} ({tx.id[:16]}…): {exc.message}") from exc
+            raise _at(exc, f"transaction {position} ({tx.id[:16]}…)") from None
         membership = membership.apply(tx, height)
-        if recalls is not None:
-            recalls.apply(tx)
+        if rules is not None:
+            rules.apply(tx)
     return membership
 
 
@@ -63,10 +83,10 @@ def select_txs(
     height: int,
     time: str,
     known: KnownIds,
-    recalls: RecallBlock | None = None,
+    rules: BlockRules | None = None,
 ) -> tuple[list[Transaction], list[Rejected], Membership]:
     """The proposer's side: keep what may go into block `height`, say why the rest may not.
-    `recalls` as for `check_txs`: only the chosen transactions are applied to it."""
+    `rules` as for `check_txs`: only the chosen transactions are applied to it."""
     candidates = list(candidates)
     committed = known([tx.id for tx in candidates])
     chosen: list[Transaction] = []
@@ -80,18 +100,25 @@ def select_txs(
             continue
         try:
             membership.check_tx(tx, height, time)
-            if recalls is not None:
-                recalls.check(tx)
+            if rules is not None:
+                rules.check(tx, membership)
             after = membership.apply(tx, height)
         except LedgerError as exc:
             rejected.append(Rejected(tx, exc))
             continue
         membership = after
-        if recalls is not None:
-            recalls.apply(tx)
+        if rules is not None:
+            rules.apply(tx)
         chosen.append(tx)
         seen.add(tx.id)
     return chosen, rejected, membership
+
+
+def _at(exc: LedgerError, where: str) -> LedgerError:
+    """The same refusal (its type and details kept), its message saying where it is."""
+    exc.message = f"{where}: {exc.message}"
+    exc.args = (exc.message,)
+    return exc
 
 
 def _raise_duplicates(txs: list[Transaction], known: KnownIds) -> None:

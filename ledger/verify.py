@@ -24,10 +24,13 @@ from .evidence import check_evidence
 from .genesis import Genesis
 from .identifiers import tx_identifiers
 from .membership import Membership
-from .recall import RecallIndex, store_lookup
 from .store import RawBlock, Store
 from .tx import Transaction
-from .validate import check_txs
+from .validate import DomainRules, check_txs
+
+#: Builds the domain's rules over the chain in a store (the node passes
+#: traceability.validity.trace_rules); None checks the chain's own rules only.
+RulesFactory = Callable[[Store], DomainRules]
 
 
 @dataclass
@@ -44,7 +47,8 @@ class Tip:
     membership: Membership
     last_commit: CommitCertificate | None
     evidence_keys: frozenset[str]
-    recalls: RecallIndex = field(default_factory=RecallIndex)
+    #: the domain's state after the last block (None when verified without domain rules)
+    rules: DomainRules | None = None
 
 
 @dataclass
@@ -124,8 +128,13 @@ def verify_store(
     *,
     progress: Callable[[int, int], None] | None = None,
     check_indexes: bool = True,
+    rules: RulesFactory | None = None,
 ) -> VerifyReport:
-    """Replay the stored chain from genesis, checking everything; stop at the first problem."""
+    """Replay the stored chain from genesis, checking everything; stop at the first problem.
+
+    `rules`: the domain's block rules, the same function that judged every block when it
+    was proposed, so a transaction written into the store behind the nodes' backs that no
+    validator would have accepted fails here too."""
     started = time.perf_counter()
     report = VerifyReport()
     stored_hash = store.meta("genesis_hash")
@@ -155,8 +164,7 @@ def verify_store(
     total = store.height()
     last_commit: CommitCertificate | None = None
     evidence_keys: set[str] = set()
-    recalls = RecallIndex()
-    lookup = store_lookup(store)
+    domain = rules(store) if rules is not None else None
     for raw in store.raw_blocks():
         height = raw.height
         try:
@@ -175,14 +183,14 @@ def verify_store(
                     raise LedgerError(f"evidence {key} was already committed")
                 evidence_keys.add(key)
             # Ids are unique by the store's primary key and each equals its body's hash.
-            pending = recalls.begin(height, lookup)
+            pending = domain.begin(height) if domain is not None else None
             membership = check_txs(
                 block.txs,
                 membership,
                 height=height,
                 time=block.header.time,
                 known=_none_known,
-                recalls=pending,
+                rules=pending,
             )
             if check_indexes:
                 _check_indexes(store, block, nodes)
@@ -193,7 +201,8 @@ def verify_store(
             report.problem = Problem(height, f"malformed stored data: {exc}")
             break
         last_commit = commit
-        recalls = pending.result()
+        if pending is not None:
+            domain = pending.result()
         state = advance(state, block, membership.validators)
         report.blocks += 1
         report.transactions += len(block.txs)
@@ -206,16 +215,16 @@ def verify_store(
     report.head_hash = state.head_hash
     report.log_size = state.log.size if state.log else 0
     report.seconds = round(time.perf_counter() - started, 3)
-    report.tip = Tip(state, membership, last_commit, frozenset(evidence_keys), recalls)
+    report.tip = Tip(state, membership, last_commit, frozenset(evidence_keys), domain)
     return report
 
 
-def restore_chain(store: Store, genesis: Genesis) -> Tip:
+def restore_chain(store: Store, genesis: Genesis, *, rules: RulesFactory | None = None) -> Tip:
     """What a node needs to go on from its store, after checking every stored block.
 
     A node whose store fails verification must not start: this raises, naming the height.
     """
-    report = verify_store(store, genesis)
+    report = verify_store(store, genesis, rules=rules)
     if report.problem is not None:
         raise LedgerError(
             f"the store fails verification at height {report.problem.height}: {report.problem.what}"

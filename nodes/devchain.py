@@ -3,7 +3,8 @@ certified on the spot by a quorum of precommits. For demos, tests and benchmarks
 a real, fully signed chain; consortium nodes agree on blocks with `nodes.consensus`.
 
 Blocks go through the same rules as on a node: `ledger.chain.check_next` for the header
-and the membership's `check_tx` for every transaction, before they are stored.
+and `ledger.validate.check_txs` with the domain rules (traceability.validity) for every
+transaction, before they are stored.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from ledger.block import Block, CommitCertificate, Vote
 from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.crypto import PrivateKey
 from ledger.genesis import Genesis
-from ledger.recall import ChainLookup, RecallIndex, store_lookup
 from ledger.store import Store
 from ledger.timefmt import format_time, parse_time
 from ledger.tx import Transaction
 from ledger.validate import check_txs
 from ledger.verify import restore_chain
+from traceability.validity import TraceRules, trace_rules
 
 
 class DevChain:
@@ -39,9 +40,9 @@ class DevChain:
         self.state: ChainState = genesis.initial_state()
         self.membership = genesis.membership()
         self.last_commit: CommitCertificate | None = None
-        self.recalls = RecallIndex()
-        #: Without a store there is no history for a recall to trace (see ledger.recall).
-        self.lookup: ChainLookup | None = store_lookup(store) if store is not None else None
+        #: The domain rules (traceability.validity); without a store there is no history
+        #: for a recall to trace.
+        self.rules: TraceRules = trace_rules(store)
         self.seen: set[str] = set()
         self.known: Callable[[list[str]], set[str]] = (
             store.known_tx_ids if store is not None else (lambda ids: self.seen & set(ids))
@@ -55,12 +56,13 @@ class DevChain:
     ) -> DevChain:
         """Go on from what `store` holds, after verifying all of it."""
         chain = cls(genesis, validator_keys, store)
-        tip = restore_chain(store, genesis)
-        chain.state, chain.membership, chain.last_commit, chain.recalls = (
+        tip = restore_chain(store, genesis, rules=trace_rules)
+        assert isinstance(tip.rules, TraceRules)
+        chain.state, chain.membership, chain.last_commit, chain.rules = (
             tip.state,
             tip.membership,
             tip.last_commit,
-            tip.recalls,
+            tip.rules,
         )
         return chain
 
@@ -82,9 +84,9 @@ class DevChain:
     def commit_block(self, txs: list[Transaction], time: str | None = None) -> Block:
         height = self.state.height + 1
         time = time or self.next_time()
-        recalls = self.recalls.begin(height, self.lookup)
+        rules = self.rules.begin(height)
         membership = check_txs(
-            txs, self.membership, height=height, time=time, known=self.known, recalls=recalls
+            txs, self.membership, height=height, time=time, known=self.known, rules=rules
         )
         proposer = self.state.validators.proposer(height, 0).id
         block = build_block(
@@ -100,7 +102,7 @@ class DevChain:
             self.store.save_block(block, commit, nodes)
         self.seen.update(tx.id for tx in txs)
         self.membership = membership
-        self.recalls = recalls.result()
+        self.rules = rules.result()
         self.state = advance(self.state, block, membership.validators)
         self.last_commit = commit
         return block

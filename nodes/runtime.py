@@ -35,12 +35,12 @@ from ledger.errors import DuplicateError, LedgerError
 from ledger.evidence import check_evidence
 from ledger.genesis import Genesis
 from ledger.membership import Membership
-from ledger.recall import RecallIndex, store_lookup
 from ledger.store import Store
 from ledger.timefmt import format_time, now, parse_time
 from ledger.tx import Transaction, cache_verified_signatures
 from ledger.validate import check_txs, select_txs
 from ledger.verify import restore_chain
+from traceability.validity import TraceRules, trace_rules
 
 from .config import NodeConfig
 from .consensus import messages
@@ -76,7 +76,7 @@ class Validated:
 
     log_nodes: list[tuple[int, int, bytes]]
     membership: Membership
-    recalls: RecallIndex
+    rules: TraceRules
 
 
 class Node(NodeCore):
@@ -101,9 +101,8 @@ class Node(NodeCore):
         )
         store = Store(config.db)
         store.bind_chain(genesis.chain_id, genesis.hash, genesis.to_json())
-        tip = restore_chain(store, genesis)
-        super().__init__(genesis, store, tip.membership, recalls=tip.recalls)
-        self.recall_lookup = store_lookup(store)
+        tip = restore_chain(store, genesis, rules=trace_rules)
+        super().__init__(genesis, store, tip.membership, rules=tip.rules)
         # Verify each transaction's signature once: on admission, not again in proposals.
         cache_verified_signatures(2 * self.mempool.capacity)
         self.state: ChainState = tip.state
@@ -139,6 +138,8 @@ class Node(NodeCore):
         self._tasks: list[asyncio.Task[None]] = []
         self._syncing_from: str | None = None
         self.ready = asyncio.Event()
+        #: Why the driver stopped on an unexpected error (None while it runs).
+        self.halted: str | None = None
 
     def _signing_start(self, sign_state: SignState | None) -> tuple[int | None, SignGuard | None]:
         """The lowest height this validator may sign at (None: not known yet), and the
@@ -214,6 +215,13 @@ class Node(NodeCore):
             while True:
                 kind, payload = await self._inbox.get()
                 await self._handle(kind, payload)
+        except Exception as exc:
+            # A bug (the block rule admitted what later code cannot handle, a store that
+            # fails): say so loudly and stop, rather than die mid-action. What was decided
+            # is in the store or, if storing failed, still with the peers, who serve it to
+            # this node when it restarts.
+            self.halted = f"{type(exc).__name__}: {exc}"
+            log.critical("node %s stops: %s", self.config.id, self.halted, exc_info=True)
         finally:
             await self.stop()
 
@@ -295,18 +303,18 @@ class Node(NodeCore):
             return f"block is for height {block.height}, the chain is at {self.state.height}"
         try:
             nodes = check_next(self.state, block)
-            recalls = self.recalls.begin(block.height, self.recall_lookup)
+            rules = self.rules.begin(block.height)
             membership = check_txs(
                 block.txs,
                 self.membership,
                 height=block.height,
                 time=block.header.time,
                 known=self.store.known_tx_ids,
-                recalls=recalls,
+                rules=rules,
             )
         except LedgerError as exc:
             return exc.message
-        self._validated[block.hash] = Validated(nodes, membership, recalls.result())
+        self._validated[block.hash] = Validated(nodes, membership, rules.result())
         return None
 
     def _block_time(self) -> str:
@@ -335,7 +343,7 @@ class Node(NodeCore):
             height=request.height,
             time=time,
             known=self.store.known_tx_ids,
-            recalls=self.recalls.begin(request.height, self.recall_lookup),
+            rules=self.rules.begin(request.height),
         )
         self.rejected(rejected)
         evidence = list(self.pending_evidence.values())[: self.config.consensus.max_block_evidence]
@@ -360,14 +368,14 @@ class Node(NodeCore):
                 )
             validated = self._validated[block.hash]
         await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
-        self._advance(block, certificate, validated.membership, validated.recalls)
+        self._advance(block, certificate, validated.membership, validated.rules)
 
     def _advance(
         self,
         block: Block,
         certificate: CommitCertificate,
         membership: Membership,
-        recalls: RecallIndex,
+        rules: TraceRules,
     ) -> None:
         previous_time = self.state.head_time
         self.state = advance(self.state, block, membership.validators)
@@ -385,7 +393,7 @@ class Node(NodeCore):
             ).key
             self.committed_evidence.add(key)
             self.pending_evidence.pop(key, None)
-        self.committed(block, membership, recalls)
+        self.committed(block, membership, rules)
         self.last_progress = wallclock.monotonic()
         self.metrics.height.set(block.height)
         self.metrics.mempool.set(len(self.mempool))
@@ -440,7 +448,7 @@ class Node(NodeCore):
                 return
             validated = self._validated[block.hash]
             await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
-            self._advance(block, certificate, validated.membership, validated.recalls)
+            self._advance(block, certificate, validated.membership, validated.rules)
             self.metrics.synced_blocks.inc()
             applied += 1
         if applied:

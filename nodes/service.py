@@ -22,10 +22,10 @@ from ledger.block import Block
 from ledger.errors import DuplicateError, LedgerError
 from ledger.genesis import Genesis
 from ledger.membership import Membership
-from ledger.recall import RecallIndex
 from ledger.store import Store
 from ledger.tx import Transaction
 from ledger.validate import Rejected
+from traceability.validity import TraceRules, trace_rules
 
 from .mempool import Mempool
 
@@ -53,13 +53,13 @@ class NodeCore:
         *,
         mempool_capacity: int = 100_000,
         remembered_rejections: int = 100_000,
-        recalls: RecallIndex | None = None,
+        rules: TraceRules | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
         self.membership = membership
-        #: The recall rule's state after the last committed block (ledger.recall).
-        self.recalls = recalls if recalls is not None else RecallIndex()
+        #: The domain rules' state after the last committed block (traceability.validity).
+        self.rules = rules if rules is not None else trace_rules(store)
         self.mempool = Mempool(mempool_capacity)
         self._rejected: OrderedDict[str, LedgerError] = OrderedDict()
         self._remember = remembered_rejections
@@ -83,11 +83,16 @@ class NodeCore:
         known = (tx.id in committed) if committed is not None else self.store.known_tx_ids([tx.id])
         if known:
             raise DuplicateError(f"transaction {tx.id} is already committed")
-        self.membership.check_tx(tx, self.height + 1, datetime.now(UTC))
-        self.recalls.check(tx)
+        self.check(tx)
         self.mempool.add(tx)
         self._rejected.pop(tx.id, None)
         return TxStatus(tx.id, "pending")
+
+    def check(self, tx: Transaction) -> None:
+        """Raise why `tx` could not come next on the chain as it is: the block rule itself
+        (chain and domain), as a proposal holding it alone would be judged."""
+        self.membership.check_tx(tx, self.height + 1, datetime.now(UTC))
+        self.rules.begin(self.height + 1).check(tx, self.membership)
 
     def committed_among(self, tx_ids: Iterable[str]) -> set[str]:
         """Which of these ids (of a batch about to be submitted) the store holds."""
@@ -126,7 +131,7 @@ class NodeCore:
 
     # -- hooks for whoever commits blocks ----------------------------------------------------
     def committed(
-        self, block: Block, membership: Membership, recalls: RecallIndex | None = None
+        self, block: Block, membership: Membership, rules: TraceRules | None = None
     ) -> None:
         """Call after `block` is durable in the store: wakes every waiter."""
         self._recent[block.height] = block
@@ -134,8 +139,8 @@ class NodeCore:
             self._recent.popitem(last=False)
         self.height = block.height
         self.membership = membership
-        if recalls is not None:
-            self.recalls = recalls
+        if rules is not None:
+            self.rules = rules
         self.mempool.remove(tx.id for tx in block.txs)
         event, self._committed = self._committed, asyncio.Event()
         event.set()

@@ -29,7 +29,7 @@ class SoloNode(NodeCore):
         max_block_txs: int = 2000,
     ) -> None:
         self.chain = DevChain.resume(genesis, validator_keys, store)
-        super().__init__(genesis, store, self.chain.membership, recalls=self.chain.recalls)
+        super().__init__(genesis, store, self.chain.membership, rules=self.chain.rules)
         self.block_interval = block_interval
         self.max_block_txs = max_block_txs
 
@@ -50,13 +50,13 @@ class SoloNode(NodeCore):
             height=height,
             time=time,
             known=self.store.known_tx_ids,
-            recalls=self.chain.recalls.begin(height, self.chain.lookup),
+            rules=self.chain.rules.begin(height),
         )
         self.rejected(rejected)
         if not chosen:
             return None
         block = self.chain.commit_block(chosen, time)
-        self.committed(block, self.chain.membership, self.chain.recalls)
+        self.committed(block, self.chain.membership, self.chain.rules)
         return block
 
     async def run(self) -> None:

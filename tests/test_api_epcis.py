@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from api.app import ApiSettings, create_app
 from api.auth import Identity, sign_request
 from api.client import ApiClientError, ParkTraceClient
-from api.epcis.document import check_document, parse_json
-from api.epcis.schema import schema_problems
 from ledger.consortium import Consortium, ConsortiumConfig, build_consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
+from traceability.epcis.document import check_document, parse_json
+from traceability.epcis.schema import schema_problems
 
 EXAMPLES = Path("/work/shared/testdata/epcis/JSON")
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"

@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import ApiSettings, create_app
-from api.receipts import receipt_bytes, verify_receipt
 from ledger.consortium import Consortium
 from ledger.errors import IdentityError
 from ledger.store import Store
 from ledger.tx import Transaction
 from ledger.validate import Rejected
 from nodes.solo import SoloNode
+from traceability.receipts import receipt_bytes, verify_receipt
 
 CONTEXT = [
     "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",

@@ -25,15 +25,11 @@ from typer.testing import CliRunner
 from api import cli_audit
 from api.app import create_app
 from api.audit.client import AuditClient
-from api.audit.compare import LocalSource, compare
-from api.audit.proofs import ProofError, verify_consistency_proof
 from api.audit.report import ReportError, verify_report
 from api.auth import Identity, sign_request
 from api.client import ApiClientError
-from api.codes.sealing import ResolverKey
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
-from api.receipts import verify_receipt
 from api.routes import audit
 from ledger.block import Vote
 from ledger.chain import advance, build_block, check_next
@@ -43,6 +39,10 @@ from ledger.identity import Credential
 from ledger.store import Store
 from nodes.devchain import DevChain
 from nodes.solo import SoloNode
+from traceability.audit.compare import LocalSource, compare
+from traceability.audit.proofs import ProofError, verify_consistency_proof
+from traceability.codes.sealing import ResolverKey
+from traceability.receipts import verify_receipt
 
 HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"audit api tests")

@@ -18,22 +18,23 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.audit.client import AuditClient
-from api.audit.recall_status import recall_for
 from api.auth import Identity
 from api.client import ApiClientError, ParkTraceClient
-from api.codes.sealing import ResolverKey
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
 from api.routes import audit
 from ledger.consortium import Consortium
 from ledger.errors import NotPermittedError, SchemaError
 from ledger.identity import Credential
-from ledger.recall import RecalledError
 from ledger.store import Store
 from ledger.tx import Transaction
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
 from nodes.solo import SoloNode
+from traceability.audit.recall_status import recall_for
+from traceability.codes.sealing import ResolverKey
+from traceability.recall import RecalledError
+from traceability.validity import trace_rules
 
 HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"audit recall tests")
@@ -107,9 +108,9 @@ def test_a_mask_recall_reaches_boxes_and_carton_and_refuses_their_shipping(
     assert lot is not None
     recall = recall_tx(park, chain, lot, mask_units(cases))
     chain.commit_block([recall])
-    affected = set(chain.recalls.affected)
+    affected = set(chain.rules.recalls.affected)
     assert {lot, BOX_1, BOX_2, CARTON} | set(mask_units(cases)) == affected
-    assert chain.recalls.recall_of(CARTON).tx_id == recall.id  # type: ignore[union-attr]
+    assert chain.rules.recalls.recall_of(CARTON).tx_id == recall.id  # type: ignore[union-attr]
     with pytest.raises(RecalledError) as refused:
         chain.commit_block([shipping(park, chain, BOX_1, "ship box 1")])
     message = refused.value.message
@@ -169,7 +170,7 @@ def test_units_packed_later_make_their_new_container_affected(
         childEPCs=[CARTON],
     )
     chain.commit_block([packing])
-    assert chain.recalls.recall_of(pallet) is not None
+    assert chain.rules.recalls.recall_of(pallet) is not None
     with pytest.raises(RecalledError, match=r"0690789\.3000000014"):
         chain.commit_block([shipping(park, chain, pallet, "ship the pallet")])
 
@@ -180,9 +181,9 @@ def test_a_root_lot_recall_reaches_the_powder_made_from_it(park: Consortium, cas
     root_lot = steps.step("processing").event["inputQuantityList"][0]["epcClass"]  # type: ignore[index]
     powder = steps.code.lot_id or ""
     chain.commit_block([recall_tx(park, chain, root_lot, [])])
-    assert chain.recalls.recall_of(powder) is not None
+    assert chain.rules.recalls.recall_of(powder) is not None
     other_root = steps.step("processing").event["inputQuantityList"][1]["epcClass"]  # type: ignore[index]
-    assert chain.recalls.recall_of(other_root) is None  # forward only, never sideways
+    assert chain.rules.recalls.recall_of(other_root) is None  # forward only, never sideways
     distribution = event_tx(
         park,
         chain,
@@ -204,7 +205,7 @@ def test_a_recall_takes_effect_for_the_rest_of_its_block(park: Consortium, cases
         chain.commit_block(
             [recall_tx(park, chain, lot, mask_units(cases)), shipping(park, chain, BOX_2, "x")]
         )
-    assert not chain.recalls.affected  # the refused block changed nothing
+    assert not chain.rules.recalls.affected  # the refused block changed nothing
 
 
 def test_only_the_regulator_recalls_and_a_recall_must_be_well_formed(
@@ -235,11 +236,11 @@ def test_every_node_and_the_verifier_reach_the_same_recall_state(
     lot = cases["mask"].code.lot_id or ""
     chain.commit_block([recall_tx(park, chain, lot, mask_units(cases))])
     assert chain.store is not None
-    report = verify_store(chain.store, park.genesis)
+    report = verify_store(chain.store, park.genesis, rules=trace_rules)
     assert report.ok and report.tip is not None
-    assert dict(report.tip.recalls.affected) == dict(chain.recalls.affected)
+    assert dict(report.tip.rules.recalls.affected) == dict(chain.rules.recalls.affected)
     resumed = DevChain.resume(park.genesis, park.validator_keys, chain.store)
-    assert dict(resumed.recalls.affected) == dict(chain.recalls.affected)
+    assert dict(resumed.rules.recalls.affected) == dict(chain.rules.recalls.affected)
     with pytest.raises(RecalledError):
         resumed.commit_block([shipping(park, resumed, CARTON, "after restart")])
 
@@ -249,14 +250,14 @@ def test_judging_a_block_never_changes_the_index_it_started_from(
 ) -> None:
     cases, chain = cases_chain
     lot = cases["mask"].code.lot_id or ""
-    before = chain.recalls
-    pending = before.begin(chain.state.height + 1, chain.lookup)
+    before = chain.rules.recalls
+    pending = before.begin(chain.state.height + 1, chain.rules.lookup)
     tx = recall_tx(park, chain, lot, mask_units(cases))
     pending.check(tx)
     pending.apply(tx)
     assert CARTON in pending.result().affected
     assert dict(before.affected) == {} and dict(before.recalls) == {}
-    assert before.outputs == chain.recalls.outputs  # transformations seen on the chain
+    assert before.outputs == chain.rules.recalls.outputs  # transformations seen on the chain
 
 
 # -- through the node and its API -------------------------------------------------------------

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from api.cluster import free_ports
-from api.epcis.document import parse_json
-from api.receipts import ReceiptError, verify_receipt
 from ledger.consortium import Consortium
 from ledger.genesis import Genesis
+from traceability.epcis.document import parse_json
+from traceability.receipts import ReceiptError, verify_receipt
 
 MASKS = "ganzhou-mask-factory"
 NAMESPACE = "ex=https://ns.parktrace.example/ex/"

@@ -20,13 +20,13 @@ from PIL import Image
 
 from api.app import ApiSettings, create_app
 from api.auth import Identity, sign_request
-from api.codes.batch import TX_TYPE, new_batch
-from api.codes.digital_link import build
-from api.codes.sealing import ResolverKey
 from api.codes.service import CodesSettings, install
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
+from traceability.codes.batch import TX_TYPE, new_batch
+from traceability.codes.digital_link import build
+from traceability.codes.sealing import ResolverKey
 
 HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"codes api tests")

@@ -17,8 +17,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from api import cli_codes
-from api.codes.sealing import ResolverKey
 from ledger.consortium import Consortium
+from traceability.codes.sealing import ResolverKey
 
 from .test_codes_api import Node, start
 

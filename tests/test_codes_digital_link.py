@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from api.codes import CodeError
-from api.codes.attributes import CSET82, check_attribute, parse_query
-from api.codes.digital_link import build, encode_value, parse_path, parse_uri
-from api.codes.gtin import check_digit, normalize_gtin, park_gtin
+from traceability.codes import CodeError
+from traceability.codes.attributes import CSET82, check_attribute, parse_query
+from traceability.codes.digital_link import build, encode_value, parse_path, parse_uri
+from traceability.codes.gtin import check_digit, normalize_gtin, park_gtin
 
 # Published GTINs with valid check digits (GS1 examples).
 VALID = {

@@ -20,10 +20,10 @@ import zxingcpp
 from PIL import Image
 
 from api.codes import render
-from api.codes.batch import new_batch
-from api.codes.digital_link import build
-from api.codes.sealing import ResolverKey
 from api.codes.sheets import label_pdf, qr_zip
+from traceability.codes.batch import new_batch
+from traceability.codes.digital_link import build
+from traceability.codes.sealing import ResolverKey
 
 HOST = "id.parktrace.example"
 SEED = 20261122
@@ -130,7 +130,7 @@ def test_zip_of_a_batch(issued: list[str]) -> None:
 
 
 def test_pdf_label_sheet(issued: list[str]) -> None:
-    from api.codes.digital_link import parse_uri
+    from traceability.codes.digital_link import parse_uri
 
     codes = [(parse_uri(uri), uri) for uri in issued[:45]]
     pdf = label_pdf(codes, title="KN95 lot KN95-261112-L3")
@@ -150,7 +150,7 @@ def test_pdf_label_sheet(issued: list[str]) -> None:
 @pytest.mark.skipif(shutil.which("gs") is None, reason="Ghostscript is not installed")
 def test_printed_label_sheet_scans(issued: list[str], tmp_path) -> None:
     """Print the first sheet at 300 dpi (Ghostscript) and scan every label on it."""
-    from api.codes.digital_link import parse_uri
+    from traceability.codes.digital_link import parse_uri
 
     pdf = tmp_path / "labels.pdf"
     pdf.write_bytes(label_pdf([(parse_uri(uri), uri) for uri in issued[:40]]))

@@ -10,11 +10,11 @@ import random
 
 import pytest
 
-from api.codes import CodeError
-from api.codes.batch import new_batch, parse_payload
-from api.codes.digital_link import build
-from api.codes.sealing import ResolverKey, commitment
-from api.codes.serials import ALPHABET, MAX_COUNT, SERIAL_LENGTH, SerialKey, decode
+from traceability.codes import CodeError
+from traceability.codes.batch import new_batch, parse_payload
+from traceability.codes.digital_link import build
+from traceability.codes.sealing import ResolverKey, commitment
+from traceability.codes.serials import ALPHABET, MAX_COUNT, SERIAL_LENGTH, SerialKey, decode
 
 RNG = random.Random(42)
 KEY = SerialKey.derive(RNG.randbytes(32), RNG.randbytes(16))

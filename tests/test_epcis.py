@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from api.epcis.csvformat import CsvFormatError, read_csv
-from api.epcis.document import check_document, parse_json
-from api.epcis.hashid import assign_event_ids, event_hash_ids
-from api.epcis.problems import EpcisValidationError
-from api.epcis.query import EventQuery, QueryParameterError
-from api.epcis.records import check_payload, event_id_of
 from ledger.errors import EncodingError, TooLargeError
+from traceability.epcis.csvformat import CsvFormatError, read_csv
+from traceability.epcis.document import check_document, parse_json
+from traceability.epcis.hashid import assign_event_ids, event_hash_ids
+from traceability.epcis.problems import EpcisValidationError
+from traceability.epcis.query import EventQuery, QueryParameterError
+from traceability.epcis.records import check_payload, event_id_of
 
 EXAMPLES = Path("/work/shared/testdata/epcis/JSON")
 EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.jsonld"))
@@ -253,10 +253,10 @@ def test_query_parameters_are_checked_before_anything_runs() -> None:
 
 
 def test_schema_file_is_packaged() -> None:
-    from api.epcis.schema import official_schema
+    from traceability.epcis.schema import official_schema
 
     shipped = json.loads(
-        (Path(__file__).parent.parent / "api/epcis/EPCIS-JSON-Schema.json").read_text()
+        (Path(__file__).parent.parent / "traceability/epcis/EPCIS-JSON-Schema.json").read_text()
     )
     assert official_schema() == shipped
     assert "bizStep" in official_schema()["definitions"]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.epcis.index import EventIndex, canonical_identifier, events, identifiers
 from api.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.devchain import DevChain
+from traceability.epcis.index import EventIndex, canonical_identifier, events, identifiers
 
 
 def _rows(index: EventIndex) -> tuple[list, list]:
@@ -56,8 +56,8 @@ def test_blocks_held_in_memory_index_as_the_store_reads_back(
 ) -> None:
     """A node hands the index the blocks it just committed; those rows must be exactly the
     ones read back from the store (log indexes, ids, signers, times, identifiers)."""
-    from api.codes.sealing import ResolverKey
     from api.histories import build_histories
+    from traceability.codes.sealing import ResolverKey
 
     store = Store(f"sqlite:///{tmp_path / 'chain.db'}")
     chain = DevChain(park.genesis, dict(park.validator_keys), store)
@@ -80,7 +80,7 @@ def test_blocks_held_in_memory_index_as_the_store_reads_back(
 
 
 def test_memo_holds_until_the_index_follows_a_new_block(park: Consortium, tmp_path: Path) -> None:
-    from api.epcis.history import product_history
+    from traceability.epcis.history import product_history
 
     store = Store(f"sqlite:///{tmp_path / 'chain.db'}")
     chain = DevChain(park.genesis, dict(park.validator_keys), store)

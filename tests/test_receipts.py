@@ -10,9 +10,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.epcis.document import parse_json
-from api.epcis.index import EventIndex
-from api.receipts import ReceiptError, build_receipt, receipt_bytes, verify_receipt
 from ledger.block import Block, CommitCertificate, Vote
 from ledger.consortium import Consortium
 from ledger.crypto import PrivateKey
@@ -20,6 +17,9 @@ from ledger.membership import ADD_ORG, SET_VALIDATORS
 from ledger.store import Store
 from ledger.tx import Transaction
 from nodes.devchain import DevChain
+from traceability.epcis.document import parse_json
+from traceability.epcis.index import EventIndex
+from traceability.receipts import ReceiptError, build_receipt, receipt_bytes, verify_receipt
 
 MSB = "market-supervision-bureau"
 CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.codes.digital_link import DigitalLink
-from api.codes.sealing import ResolverKey
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
+from traceability.codes.digital_link import DigitalLink
+from traceability.codes.sealing import ResolverKey
 
 HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"resolver tests")

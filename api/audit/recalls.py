@@ -17,15 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.membership import Membership
-from ledger.recall import RecallIndex
 from ledger.store import Store
+from traceability.audit.trace import UnitsOf, forward
+from traceability.codes import CodeError
+from traceability.codes.batch import recorded_batches
+from traceability.codes.digital_link import parse_uri
+from traceability.epcis.index import EventIndex, canonical_identifier
+from traceability.recall import RecallIndex
 
-from ..codes import CodeError
-from ..codes.batch import recorded_batches
-from ..codes.digital_link import parse_uri
 from ..codes.service import CodesService
-from ..epcis.index import EventIndex, canonical_identifier
-from .trace import UnitsOf, forward
 
 #: Units per recall transaction: 600 Digital Link URIs stay well inside 64 KiB.
 UNITS_PER_TX = 600

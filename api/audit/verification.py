@@ -14,6 +14,7 @@ from typing import Any
 
 from ledger.verify import verify_store
 from nodes.service import NodeCore
+from traceability.validity import trace_rules
 
 _one_at_a_time = threading.Lock()
 
@@ -27,7 +28,7 @@ def node_id(node: NodeCore) -> str | None:
 def verification_report(node: NodeCore) -> dict[str, Any]:
     """Replay and check the whole stored chain of `node` (blocking; run it in a thread)."""
     with _one_at_a_time:
-        report = verify_store(node.store, node.genesis)
+        report = verify_store(node.store, node.genesis, rules=trace_rules)
     data = report.to_json()
     data["node"] = node_id(node)
     data["store"] = node.store.safe_url

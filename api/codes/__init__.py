@@ -1,40 +1,6 @@
-"""Serialised product codes: GS1 Digital Link URIs, keyed serials, QR images, the scan log.
-
-Pure modules (no HTTP): `gtin`, `digital_link`, `attributes` parse and format identifiers;
-`serials` and `sealing` derive and check serials; `batch` is the ledger record of one
-issued batch; `render`, `png`, `sheets` draw codes; `scanlog`, `regions`, `copies` keep
-scans and judge them; `journey`, `i18n`, `pages`, `links` build what the resolver shows.
-The HTTP side is in `api/routes/codes.py` and `api/routes/resolver.py`; the design is in
-docs/codes.md.
+"""Serialised product codes at the API's edge: QR images (`render`, `png`, `sheets`), the
+resolver's pages and translations (`pages`, `i18n`) and the codes service wiring
+(`service`). The GS1 rules (Digital Link, GTINs, serials, batches, scans) are in
+`traceability.codes`; the HTTP side is in `api/routes/codes.py` and `api/routes/resolver.py`;
+the design is in docs/codes.md.
 """
-
-from __future__ import annotations
-
-from ledger.errors import LedgerError
-
-from ..epcis.problems import Problem
-
-
-class CodeError(LedgerError):
-    """A code, GTIN, lot, serial or data attribute that breaks a GS1 rule (HTTP 400).
-
-    Carries one `Problem` so that the API's error body names the field and the rule."""
-
-    code = "invalid_code"
-
-    def __init__(self, field: str, rule: str, message: str) -> None:
-        super().__init__(f"{field}: {message} [rule {rule}]")
-        self.problems = [Problem(field, rule, message)]
-        self.detail = message
-
-    def __reduce__(self) -> tuple:
-        problem = self.problems[0]
-        return (CodeError, (problem.path, problem.rule, problem.message))
-
-    @property
-    def field(self) -> str:
-        return self.problems[0].path
-
-    @property
-    def rule(self) -> str:
-        return self.problems[0].rule

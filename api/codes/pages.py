@@ -9,13 +9,14 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..epcis.rules import parse_timestamp
-from . import CodeError
-from .attributes import SPECS, display_date
-from .copies import Warning
-from .digital_link import parse_uri
+from traceability.codes import CodeError
+from traceability.codes.attributes import SPECS, display_date
+from traceability.codes.copies import Warning
+from traceability.codes.digital_link import parse_uri
+from traceability.codes.regions import ABROAD, PROVINCES, region
+from traceability.epcis.rules import parse_timestamp
+
 from .i18n import Translator
-from .regions import ABROAD, PROVINCES, region
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 TEMPLATES = WEB / "templates"

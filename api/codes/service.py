@@ -22,14 +22,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 
 from ledger.store import Store
-
-from .batch import Batch, RecordedBatch, open_key, recorded_batches
-from .copies import CopyRules
-from .digital_link import DigitalLink
-from .gtin import check_prefix
-from .scanlog import ScanLog
-from .sealing import ResolverKey, ResolverPublicKey
-from .serials import SerialKey, looks_like_serial
+from traceability.codes.batch import Batch, RecordedBatch, open_key, recorded_batches
+from traceability.codes.copies import CopyRules
+from traceability.codes.digital_link import DigitalLink
+from traceability.codes.gtin import check_prefix
+from traceability.codes.scanlog import ScanLog
+from traceability.codes.sealing import ResolverKey, ResolverPublicKey
+from traceability.codes.serials import SerialKey, looks_like_serial
 
 DEFAULT_HOST = "id.parktrace.example"
 

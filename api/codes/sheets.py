@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from fpdf import FPDF
 
+from traceability.codes.digital_link import DigitalLink
+
 from . import render
-from .digital_link import DigitalLink
 from .png import qr_png
 
 

@@ -23,10 +23,9 @@ from ledger.errors import DuplicateError, LedgerError
 from ledger.timefmt import now
 from ledger.tx import Transaction
 from nodes.service import NodeCore, TxStatus
-
-from .index import EventIndex
-from .problems import relabel
-from .records import EPCIS_TX_TYPE, check_payload, event_id_of
+from traceability.epcis.index import EventIndex
+from traceability.epcis.problems import relabel
+from traceability.epcis.records import EPCIS_TX_TYPE, check_payload, event_id_of
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,10 @@ class Admission:
         batch: set[str] = set()
         height = self.node.height + 1
         time = now()
+        # The block rule over the batch in order, as one block holding it would be judged:
+        # chain rules and domain rules (recalls included), each item seeing the earlier ones.
+        membership = self.node.membership
+        rules = self.node.rules.begin(height)
         free = self.node.mempool.capacity - len(self.node.mempool)
         if len(items) > free:
             from nodes.mempool import MempoolFullError
@@ -115,7 +118,10 @@ class Admission:
                     raise DuplicateError(
                         f"transaction {item.tx.id} is already pending or committed"
                     )
-                self.node.membership.check_tx(item.tx, height, time)
+                membership.check_tx(item.tx, height, time)
+                rules.check(item.tx, membership)
+                membership = membership.apply(item.tx, height)
+                rules.apply(item.tx)
             except LedgerError as exc:
                 if exc is item.error:
                     raise

@@ -11,18 +11,20 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 
+from api.audit import recalls, report
+from traceability.audit import compare as comparing
+from traceability.audit import evidence as evidence_module
+from traceability.audit import proofs, search, trace
+from traceability.audit.recall_status import recall_for
+from traceability.receipts import receipt_bytes
+
 from ..app import Services, Svc
-from ..audit import compare as comparing
-from ..audit import evidence as evidence_module
-from ..audit import proofs, recalls, report, search, trace
 from ..audit.access import Regulator
 from ..audit.client import AuditClient
-from ..audit.recall_status import recall_for
 from ..audit.settings import AuditSettings, audit_settings
 from ..audit.verification import node_id, verification_report
 from ..codes.service import CodesService, codes_service
 from ..errors import ApiError, error_responses
-from ..receipts import receipt_bytes
 
 router = APIRouter(prefix="/v1/audit", tags=["Audit (regulator)"])
 Settings = Annotated[AuditSettings, Depends(audit_settings)]
@@ -232,7 +234,7 @@ async def trace_forward(
 )
 async def recall_list(svc: Svc, who: Regulator) -> dict[str, Any]:
     node = svc.node
-    return await _run(recalls.list_recalls, node.recalls, node.store, node.membership)
+    return await _run(recalls.list_recalls, node.rules.recalls, node.store, node.membership)
 
 
 @router.get(

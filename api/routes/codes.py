@@ -19,18 +19,19 @@ import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from api.codes import render
 from ledger.errors import DuplicateError, NotPermittedError
 from ledger.tx import Transaction
+from traceability.codes import CodeError
+from traceability.codes.batch import TX_TYPE, Batch, new_batch, parse_payload, recorded_batches
+from traceability.codes.digital_link import DigitalLink, build, parse_uri
+from traceability.codes.gtin import park_gtin
+from traceability.codes.serials import MAX_COUNT, SERIAL_SCHEME
+from traceability.epcis.document import parse_json
 
 from ..app import Services, Svc
-from ..codes import CodeError, render
-from ..codes.batch import TX_TYPE, Batch, new_batch, parse_payload, recorded_batches
-from ..codes.digital_link import DigitalLink, build, parse_uri
-from ..codes.gtin import park_gtin
-from ..codes.serials import MAX_COUNT, SERIAL_SCHEME
 from ..codes.service import CodesService, codes_service
 from ..codes.sheets import label_pdf, qr_zip
-from ..epcis.document import parse_json
 from ..errors import ApiError, error_responses
 from . import read_body
 

@@ -19,15 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import LedgerError, NotPermittedError
 from ledger.policy import EPCIS_TX_TYPE
+from traceability.epcis.document import (
+    MAX_DOCUMENT_BYTES,
+    CheckedDocument,
+    check_document,
+    parse_json,
+)
+from traceability.epcis.history import product_history
+from traceability.epcis.problems import EpcisValidationError, Problem, relabel
+from traceability.epcis.query import EventQuery, query_document, run_query
+from traceability.epcis.records import payload_for
 
 from ..app import Services, Svc
 from ..auth import Identity
 from ..epcis.admission import Prepared, prepare_one
-from ..epcis.document import MAX_DOCUMENT_BYTES, CheckedDocument, check_document, parse_json
-from ..epcis.history import product_history
-from ..epcis.problems import EpcisValidationError, Problem, relabel
-from ..epcis.query import EventQuery, query_document, run_query
-from ..epcis.records import payload_for
 from ..errors import ApiError, error_responses
 from . import read_body
 

@@ -17,18 +17,26 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
+from traceability.audit.recall_status import recall_for
+from traceability.codes import CodeError
+from traceability.codes.batch import RecordedBatch, recorded_batches
+from traceability.codes.copies import Verdict, judge
+from traceability.codes.digital_link import DigitalLink, parse_path
+from traceability.codes.journey import Journey, Party, build_journey, party_of
+from traceability.codes.links import (
+    CONTEXT,
+    DEFAULT_TYPE,
+    link_header,
+    linkset,
+    normalize_type,
+    targets,
+)
+from traceability.codes.regions import region as find_region
+from traceability.codes.scanlog import REGION_GRACE, Scan
+
 from ..app import Services, Svc
-from ..audit.recall_status import recall_for
-from ..codes import CodeError
-from ..codes.batch import RecordedBatch, recorded_batches
-from ..codes.copies import Verdict, judge
-from ..codes.digital_link import DigitalLink, parse_path
 from ..codes.i18n import Translator, negotiate
-from ..codes.journey import Journey, Party, build_journey, party_of
-from ..codes.links import CONTEXT, DEFAULT_TYPE, link_header, linkset, normalize_type, targets
 from ..codes.pages import STATIC, attribute_rows, render, warning_text
-from ..codes.regions import region as find_region
-from ..codes.scanlog import REGION_GRACE, Scan
 from ..codes.service import Authenticity, CodesService, codes_service
 from ..errors import ApiError, error_responses
 

@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field
 from ledger.errors import LedgerError
 from ledger.tx import Transaction
 from nodes.service import TxStatus
+from traceability.epcis.document import parse_json
+from traceability.receipts import build_receipt, receipt_bytes
 
 from ..app import Services, Svc
 from ..epcis.admission import Prepared, prepare_json, prepare_one
-from ..epcis.document import parse_json
 from ..errors import ApiError, body_of, error_responses, status_of
-from ..receipts import build_receipt, receipt_bytes
 from . import read_body
 
 router = APIRouter(tags=["Transactions"])

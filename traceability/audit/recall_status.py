@@ -15,9 +15,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.recall import Recall, RecallIndex
-
-from ..epcis.index import canonical_identifier
+from traceability.epcis.index import canonical_identifier
+from traceability.recall import Recall, RecallIndex
 
 _cache_lock = threading.Lock()
 _cache: tuple[RecallIndex, dict[str, str]] | None = None
@@ -82,9 +81,10 @@ def _canonical_map(index: RecallIndex) -> dict[str, str]:
 def recall_for(source: Any, *identifiers: str | None) -> RecallInfo | None:
     """The recall reaching any of `identifiers` (the first that matches), or None.
 
-    `source`: the API's Services, or a NodeCore (anything with `.node` or `.recalls`)."""
+    `source`: the API's Services, or a NodeCore (anything with `.node` or `.rules`)."""
     node = getattr(source, "node", source)
-    index: RecallIndex | None = getattr(node, "recalls", None)
+    rules = getattr(node, "rules", None)
+    index: RecallIndex | None = getattr(rules, "recalls", None)
     if index is None or not index.affected:
         return None
     canonical = None

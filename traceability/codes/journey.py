@@ -17,11 +17,10 @@ from typing import Any
 
 from ledger.membership import Membership
 from ledger.store import Store
-
-from ..epcis.history import product_history
-from ..epcis.index import EventIndex
-from ..epcis.rules import parse_timestamp
-from .batch import RecordedBatch
+from traceability.codes.batch import RecordedBatch
+from traceability.epcis.history import product_history
+from traceability.epcis.index import EventIndex
+from traceability.epcis.rules import parse_timestamp
 
 Text = dict[str, str] | str
 PT = "pt:"

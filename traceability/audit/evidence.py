@@ -18,8 +18,7 @@ from ledger.genesis import Genesis
 from ledger.membership import Membership
 from ledger.store import Store
 from ledger.store.models import BlockRow
-
-from ..errors import ApiError
+from traceability.errors import NotFoundError
 
 MAX_LISTED = 1000
 
@@ -91,4 +90,4 @@ def evidence_detail(
         summary = _summary(height, time, record, membership, genesis)
         if summary.get("key") == key:
             return {**summary, "votes": [record.get("vote_a"), record.get("vote_b")]}
-    raise ApiError("not_found", f"no committed evidence {key!r} on this node")
+    raise NotFoundError(f"no committed evidence {key!r} on this node")

@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ledger.timefmt import now
-
-from .context import DEFAULT_CONTEXT
+from traceability.epcis.context import DEFAULT_CONTEXT
 
 SINGLE = (
     "eventID",

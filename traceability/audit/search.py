@@ -16,9 +16,8 @@ from typing import Any
 from sqlalchemy import select
 
 from ledger.membership import Membership
-
-from ..epcis import cbv
-from ..epcis.index import (
+from traceability.epcis import cbv
+from traceability.epcis.index import (
     CLASS_ROLES,
     EventIndex,
     IndexedEvent,
@@ -28,7 +27,7 @@ from ..epcis.index import (
     time_micros,
     to_indexed,
 )
-from ..errors import ApiError
+from traceability.errors import InvalidRequestError
 
 MAX_ROWS = 10_000
 CSV_COLUMNS = (
@@ -110,22 +109,19 @@ def event_row(item: IndexedEvent, membership: Membership) -> dict[str, Any]:
 def _micros(value: str, name: str) -> int:
     found = time_micros(value)
     if found is None:
-        raise ApiError(
-            "invalid_request", f"{name}: expected an RFC 3339 time with offset, got {value!r}"
-        )
+        raise InvalidRequestError(f"{name}: expected an RFC 3339 time with offset, got {value!r}")
     return found
 
 
 def search(index: EventIndex, membership: Membership, filters: Filters) -> list[dict[str, Any]]:
     """Events matching every given filter, by event time then ledger order."""
     if not 1 <= filters.limit <= MAX_ROWS:
-        raise ApiError("invalid_request", f"limit: expected 1 to {MAX_ROWS}")
+        raise InvalidRequestError(f"limit: expected 1 to {MAX_ROWS}")
     statement = select(events)
     if filters.organization is not None:
         signers = [fp for fp, m in membership.members.items() if m.org == filters.organization]
         if filters.organization not in membership.organizations:
-            raise ApiError(
-                "invalid_request",
+            raise InvalidRequestError(
                 f"organization: {filters.organization!r} is not a member of this consortium",
             )
         statement = statement.where(events.c.signer.in_(signers))

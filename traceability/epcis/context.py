@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .problems import Problem, join_path
+from traceability.epcis.problems import Problem, join_path
 
 #: The EPCIS 2.0 standard context, by the URLs GS1 publishes it under.
 STANDARD_CONTEXTS = (

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from .regions import distance_km, region
-from .scanlog import Scan
+from traceability.codes.regions import distance_km, region
+from traceability.codes.scanlog import Scan
 
 
 @dataclass(frozen=True)

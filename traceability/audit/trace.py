@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import select
 
 from ledger.membership import Membership
-
-from ..epcis.history import product_history
-from ..epcis.index import (
+from traceability.audit.search import event_row, named_in
+from traceability.epcis.history import product_history
+from traceability.epcis.index import (
     EventIndex,
     IndexedEvent,
     canonical_identifier,
@@ -36,7 +36,6 @@ from ..epcis.index import (
     identifiers,
     to_indexed,
 )
-from .search import event_row, named_in
 
 MAX_DEPTH = 8
 MAX_NODES = 5000

@@ -7,7 +7,7 @@ park-issued identifier is an ordinary GTIN everywhere else (Digital Link, EPCIS,
 
 from __future__ import annotations
 
-from . import CodeError
+from traceability.codes import CodeError
 
 GTIN_LENGTHS = (8, 12, 13, 14)
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from . import cbv
-from .context import Context, is_namespaced
-from .problems import Problem, join_path
+from traceability.epcis import cbv
+from traceability.epcis.context import Context, is_namespaced
+from traceability.epcis.problems import Problem, join_path
 
 EVENT_TYPES = (
     "ObjectEvent",

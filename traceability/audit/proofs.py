@@ -30,10 +30,9 @@ from ledger.genesis import Genesis
 from ledger.membership import SET_VALIDATORS, parse_validator_entry
 from ledger.store import Store
 from ledger.validators import ValidatorSet
-
-from ..epcis.index import EventIndex
-from ..errors import ApiError
-from ..receipts import ReceiptError, build_receipt, verify_receipt
+from traceability.epcis.index import EventIndex
+from traceability.errors import InvalidRequestError, NotFoundError
+from traceability.receipts import ReceiptError, build_receipt, verify_receipt
 
 CONSISTENCY_TYPE = "parktrace.consistency"
 VERSION = 1
@@ -49,7 +48,7 @@ class ProofError(LedgerError):
 def receipt(store: Store, genesis: Genesis, index: EventIndex, tx_id: str) -> dict[str, Any]:
     stored = store.tx(tx_id)
     if stored is None:
-        raise ApiError("not_found", f"transaction {tx_id} is not committed on this node")
+        raise NotFoundError(f"transaction {tx_id} is not committed on this node")
     changes = index.membership_changes(stored.height)
     built = build_receipt(store, genesis, tx_id, changes)
     assert built is not None
@@ -62,8 +61,7 @@ def consistency_proof(
     """The consistency proof between blocks `first` and `second` (first <= second)."""
     head = store.height()
     if not 1 <= first <= second <= head:
-        raise ApiError(
-            "invalid_request",
+        raise InvalidRequestError(
             f"heights must satisfy 1 <= first <= second <= {head} (this node's head); "
             f"got first={first}, second={second}",
         )
@@ -71,12 +69,11 @@ def consistency_proof(
     for height in (first, second):
         header, commit = store.header(height), store.commit(height)
         if header is None or commit is None:
-            raise ApiError("not_found", f"block {height} is missing from this node's store")
+            raise NotFoundError(f"block {height} is missing from this node's store")
         ends.append((header, commit))
     size1, size2 = ends[0][0].log_size, ends[1][0].log_size
     if size1 == 0:
-        raise ApiError(
-            "invalid_request",
+        raise InvalidRequestError(
             f"the ledger log is empty at block {first}: nothing to prove; choose a first "
             "block after the first transaction",
         )

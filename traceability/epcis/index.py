@@ -42,11 +42,10 @@ from ledger.identity import Credential
 from ledger.membership import MEMBERSHIP_TYPES
 from ledger.policy import EPCIS_TX_TYPE
 from ledger.store import Store
-
-from ..receipts import MembershipChange
-from . import cbv
-from .records import event_id_of
-from .rules import parse_timestamp
+from traceability.epcis import cbv
+from traceability.epcis.records import event_id_of
+from traceability.epcis.rules import parse_timestamp
+from traceability.receipts import MembershipChange
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEMO_SIZE = 4096
@@ -225,6 +224,11 @@ def _event_id(event: dict[str, Any]) -> str | None:
         return None
 
 
+def _listed(event: dict[str, Any], key: str) -> list[Any]:
+    value = event.get(key)
+    return value if isinstance(value, list) else []
+
+
 def event_identifiers(event: dict[str, Any]) -> set[tuple[str, str]]:
     """(canonical identifier, role) pairs naming what an event is about."""
     found: set[tuple[str, str]] = set()
@@ -232,11 +236,11 @@ def event_identifiers(event: dict[str, Any]) -> set[tuple[str, str]]:
     if isinstance(parent, str):
         found.add((canonical_identifier(parent), "parent"))
     for key, role in EPC_ROLES.items():
-        for epc in event.get(key) or ():
+        for epc in _listed(event, key):
             if isinstance(epc, str):
                 found.add((canonical_identifier(epc), role))
     for key, role in CLASS_ROLES.items():
-        for item in event.get(key) or ():
+        for item in _listed(event, key):
             if isinstance(item, dict) and isinstance(item.get("epcClass"), str):
                 found.add((canonical_identifier(item["epcClass"]), role))
     return {(i, r) for i, r in found if len(i) <= 1024}

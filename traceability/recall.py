@@ -54,12 +54,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import NotPermittedError, SchemaError
-from .identifiers import MAX_IDENTIFIER, event_identifiers
-from .policy import EPCIS_TX_TYPE, normalize_biz_step
-from .store import Store
-from .store.models import ProductRow, TxRow
-from .tx import Transaction
+from ledger.errors import NotPermittedError, SchemaError
+from ledger.identifiers import MAX_IDENTIFIER, event_identifiers
+from ledger.policy import EPCIS_TX_TYPE, normalize_biz_step
+from ledger.store import Store
+from ledger.store.models import ProductRow, TxRow
+from ledger.tx import Transaction
 
 RECALL_TX_TYPE = "recall"
 RECALL_FIELDS = frozenset({"lot", "reason", "units", "reference"})
@@ -160,7 +160,8 @@ def _named(event: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     """Identifiers in the given EPC and quantity lists of an event, in order."""
     found: list[str] = []
     for key in keys:
-        for item in event.get(key) or ():
+        items = event.get(key)
+        for item in items if isinstance(items, list) else ():
             value = item.get("epcClass") if isinstance(item, dict) else item
             if isinstance(value, str) and 0 < len(value) <= MAX_IDENTIFIER:
                 found.append(value)

@@ -11,13 +11,12 @@ from typing import Any
 
 from ledger.policy import EPCIS_TX_TYPE
 from ledger.tx import Transaction
-
-from .context import parse_context
-from .document import prefer_rules
-from .hashid import assign_event_ids
-from .problems import EpcisValidationError, Problem
-from .rules import event_problems
-from .schema import schema_problems
+from traceability.epcis.context import parse_context
+from traceability.epcis.document import prefer_rules
+from traceability.epcis.hashid import assign_event_ids
+from traceability.epcis.problems import EpcisValidationError, Problem
+from traceability.epcis.rules import event_problems
+from traceability.epcis.schema import schema_problems
 
 __all__ = ["EPCIS_TX_TYPE", "check_payload", "event_id_of", "event_of", "payload_for"]
 

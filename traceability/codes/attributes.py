@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-from . import CodeError
+from traceability.codes import CodeError
 
 #: GS1 AI encodable character set 82.
 CSET82 = frozenset(

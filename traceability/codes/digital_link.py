@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from . import CodeError
-from .attributes import CSET82, check_attributes, decode_component, parse_query
-from .gtin import normalize_gtin
+from traceability.codes import CodeError
+from traceability.codes.attributes import CSET82, check_attributes, decode_component, parse_query
+from traceability.codes.gtin import normalize_gtin
 
 #: GS1's canonical domain, used for identifiers stored on the ledger.
 CANONICAL_HOST = "id.gs1.org"

@@ -17,8 +17,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .csvformat import CsvChunk, read_csv
-from .document import CheckedDocument, check_document, parse_json
+from traceability.epcis.csvformat import CsvChunk, read_csv
+from traceability.epcis.document import CheckedDocument, check_document, parse_json
 
 
 @dataclass
@@ -79,7 +79,7 @@ def plan_import(path: Path, namespaces: dict[str, str], *, chunk: int = 500) -> 
     if path.suffix.lower() == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as stream:
             reader = csv.reader(stream)
-            from .csvformat import check_header
+            from traceability.epcis.csvformat import check_header
 
             check_header(next(reader, None))
             total = sum(1 for _ in reader)

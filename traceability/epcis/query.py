@@ -24,11 +24,17 @@ from sqlalchemy import and_, or_, select
 
 from ledger.errors import SchemaError
 from ledger.timefmt import now
-
-from . import cbv
-from .context import DEFAULT_CONTEXT
-from .index import EventIndex, IndexedEvent, canonical_identifier, events, identifiers, time_micros
-from .rules import EVENT_TYPES, TIME_EXAMPLE
+from traceability.epcis import cbv
+from traceability.epcis.context import DEFAULT_CONTEXT
+from traceability.epcis.index import (
+    EventIndex,
+    IndexedEvent,
+    canonical_identifier,
+    events,
+    identifiers,
+    time_micros,
+)
+from traceability.epcis.rules import EVENT_TYPES, TIME_EXAMPLE
 
 LEDGER_NAMESPACE = "https://ns.parktrace.example/epcis/"
 QUERY_CONTEXT = [DEFAULT_CONTEXT, {"parktrace": LEDGER_NAMESPACE}]
@@ -221,7 +227,7 @@ def _decode_token(token: str) -> tuple[dict[str, list[str]], tuple[int, int]]:
 
 def run_query(index: EventIndex, query: EventQuery) -> tuple[list[IndexedEvent], str | None]:
     """One page of events and the token of the next page (None on the last page)."""
-    from .index import to_indexed
+    from traceability.epcis.index import to_indexed
 
     rows = index.run(query.statement())
     page, more = rows[: query.per_page], len(rows) > query.per_page

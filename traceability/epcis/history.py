@@ -18,8 +18,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .index import EventIndex, IndexedEvent, canonical_identifier, events, identifiers
-from .query import ledger_view
+from traceability.epcis.index import (
+    EventIndex,
+    IndexedEvent,
+    canonical_identifier,
+    events,
+    identifiers,
+)
+from traceability.epcis.query import ledger_view
 
 MAX_DEPTH = 8
 _LINKING = ("AggregationEvent", "TransformationEvent")
@@ -47,7 +53,7 @@ def _events_naming(index: EventIndex, identifier: str, roles: tuple[str, ...] | 
         .where(events.c.log_index.in_(naming))
         .order_by(events.c.event_time_us, events.c.log_index)
     )
-    from .index import to_indexed
+    from traceability.epcis.index import to_indexed
 
     return [(to_indexed(r), r.event_time_us) for r in index.run(statement)]
 

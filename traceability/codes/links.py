@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .digital_link import DigitalLink
+from traceability.codes.digital_link import DigitalLink
 
 GS1 = "https://gs1.org/voc/"
 DEFAULT_TYPE = "gs1:pip"

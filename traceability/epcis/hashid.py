@@ -30,9 +30,8 @@ from epcis_event_hash_generator import hash_generator, json_to_py
 from pyld import jsonld
 
 from ledger import codec
-
-from .context import STANDARD_CONTEXTS
-from .problems import EpcisValidationError, Problem
+from traceability.epcis.context import STANDARD_CONTEXTS
+from traceability.epcis.problems import EpcisValidationError, Problem
 
 _LOCK = threading.Lock()
 #: The standard contexts as the reference implementation bundles them (file per URL).

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.errors import EncodingError, TooLargeError
-
-from .context import Context, is_namespaced, parse_context
-from .hashid import assign_event_ids
-from .problems import EpcisValidationError, Problem, join_path
-from .rules import event_problems
-from .schema import schema_problems
+from traceability.epcis.context import Context, is_namespaced, parse_context
+from traceability.epcis.hashid import assign_event_ids
+from traceability.epcis.problems import EpcisValidationError, Problem, join_path
+from traceability.epcis.rules import event_problems
+from traceability.epcis.schema import schema_problems
 
 #: Largest document accepted in one capture (bytes) and most events in one.
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from .context import STANDARD_PREFIXES, Context
-from .problems import Problem
-from .schema import cbv_words
+from traceability.epcis.context import STANDARD_PREFIXES, Context
+from traceability.epcis.problems import Problem
+from traceability.epcis.schema import cbv_words
 
 #: Where GS1 publishes CBV values; any URI under these roots is a GS1 value, not custom.
 GS1_ROOTS = (

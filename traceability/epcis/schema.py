@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from .problems import Problem, join_path
+from traceability.epcis.problems import Problem, join_path
 
 SCHEMA_FILE = "EPCIS-JSON-Schema.json"
 

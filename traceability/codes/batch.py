@@ -23,12 +23,11 @@ from typing import Any
 
 from ledger.store import Store
 from ledger.store.store import StoredTx
-
-from . import CodeError
-from .attributes import check_attributes
-from .digital_link import DigitalLink, build, encode_value
-from .sealing import ResolverKey, ResolverPublicKey, commitment
-from .serials import KEY_BYTES, MAX_COUNT, SERIAL_SCHEME, SerialKey
+from traceability.codes import CodeError
+from traceability.codes.attributes import check_attributes
+from traceability.codes.digital_link import DigitalLink, build, encode_value
+from traceability.codes.sealing import ResolverKey, ResolverPublicKey, commitment
+from traceability.codes.serials import KEY_BYTES, MAX_COUNT, SERIAL_SCHEME, SerialKey
 
 TX_TYPE = "codes.issue"
 VERSION = 1

@@ -1,0 +1,129 @@
+"""The domain's half of block validity: what every transaction of a block must be, beyond
+the chain's own rules (signatures, membership, write policy; `ledger.validate`).
+
+The node composes the two into one function (`ledger.validate.check_txs` with the rules
+built here), and that one function judges a submission, a gossiped transaction, a
+proposal and a stored chain (`parktrace verify`). Every rule is decided by the bytes of
+the chain alone: no clock, no network, no node-local state, so honest nodes agree.
+
+Per transaction, in order:
+1. its payload has the exact shape of its type (`check_shape`): an EPCIS 2.0 event that
+   passes GS1's schema and the CBV rules, a recall, a code issuance, or a membership
+   change (whose shape the ledger's membership rule parses); any other type is refused;
+2. it does not move on or sell recalled goods (`traceability.recall`).
+
+Code that runs after a block is decided (the store's product index, the API's event
+index, scan and recall bookkeeping) may then rely on these shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from ledger.errors import LedgerError, SchemaError
+from ledger.membership import MEMBERSHIP_TYPES, Membership
+from ledger.policy import EPCIS_TX_TYPE
+from ledger.store import Store
+from ledger.tx import Transaction
+
+from .codes.batch import TX_TYPE as CODES_TX_TYPE
+from .codes.batch import parse_payload as parse_batch
+from .epcis.records import check_payload as check_event_payload
+from .recall import (
+    RECALL_TX_TYPE,
+    ChainLookup,
+    RecallBlock,
+    RecallIndex,
+    parse_recall,
+    store_lookup,
+)
+
+log = logging.getLogger("parktrace.rules")
+
+#: The transaction types this domain knows; a payload of any other type is refused.
+KNOWN_TYPES = frozenset({EPCIS_TX_TYPE, RECALL_TX_TYPE, CODES_TX_TYPE, *MEMBERSHIP_TYPES})
+_SHAPE_CACHE = 200_000
+
+
+class UnjudgeableError(SchemaError):
+    """A payload the rules could not judge (a bug in a rule); refused, never committed."""
+
+    code = "schema_error"
+
+
+class _ShapeVerdicts:
+    """Ids of transactions whose payload shape passed: an id is the hash of the signed
+    body, payload included, so the verdict is a function of the bytes and can be reused
+    by the proposal check after admission instead of parsing the event again."""
+
+    def __init__(self, capacity: int) -> None:
+        self._ok: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, tx_id: str) -> bool:
+        return tx_id in self._ok
+
+    def add(self, tx_id: str) -> None:
+        self._ok[tx_id] = None
+        while len(self._ok) > self._capacity:
+            self._ok.popitem(last=False)
+
+
+_passed = _ShapeVerdicts(_SHAPE_CACHE)
+
+
+def check_shape(tx: Transaction) -> None:
+    """Raise a typed LedgerError unless `tx.payload` is exactly what its type records."""
+    if tx.id in _passed:
+        return
+    try:
+        if tx.type == EPCIS_TX_TYPE:
+            check_event_payload(tx.payload)
+        elif tx.type == RECALL_TX_TYPE:
+            parse_recall(tx.payload)
+        elif tx.type == CODES_TX_TYPE:
+            parse_batch(tx.payload)
+        elif tx.type not in MEMBERSHIP_TYPES:
+            raise SchemaError(f"type: no rules for transaction type {tx.type!r}")
+    except LedgerError:
+        raise
+    except Exception as exc:  # a rule that breaks on odd input must refuse, never crash
+        log.error("rule failure judging %s (%s): %r", tx.id, tx.type, exc, exc_info=True)
+        raise UnjudgeableError(f"payload: cannot be judged ({type(exc).__name__})") from exc
+    _passed.add(tx.id)
+
+
+@dataclass(frozen=True)
+class TraceRules:
+    """The domain's state after some block (implements `ledger.validate.DomainRules`)."""
+
+    lookup: ChainLookup | None = None
+    recalls: RecallIndex = field(default_factory=RecallIndex)
+
+    def begin(self, height: int) -> TraceBlock:
+        return TraceBlock(self, height)
+
+
+class TraceBlock:
+    """The domain rules while block `height` is judged (`ledger.validate.BlockRules`)."""
+
+    def __init__(self, base: TraceRules, height: int) -> None:
+        self.base = base
+        self.recalls: RecallBlock = base.recalls.begin(height, base.lookup)
+
+    def check(self, tx: Transaction, membership: Membership) -> None:
+        check_shape(tx)
+        self.recalls.check(tx)
+
+    def apply(self, tx: Transaction) -> None:
+        self.recalls.apply(tx)
+
+    def result(self) -> TraceRules:
+        return TraceRules(self.base.lookup, self.recalls.result())
+
+
+def trace_rules(store: Store | None) -> TraceRules:
+    """The domain rules of a chain held in `store` (None: a chain without history)."""
+    return TraceRules(store_lookup(store) if store is not None else None)
