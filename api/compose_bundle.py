@@ -27,8 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ledger.genesis import Genesis
-
-from .codes.sealing import ResolverKey
+from traceability.codes.sealing import ResolverKey
 
 #: The unprivileged user of the Dockerfile (`useradd --uid`).
 IMAGE_UID = 10001
