@@ -40,6 +40,7 @@ from api.cluster import COMPOSE_API, COMPOSE_P2P, compose_db_url
 from ledger.consortium import Consortium
 from ledger.crypto import PrivateKey
 from nodes.config import BlockConfig, NodeConfig, render
+from tests.test_cluster import FAST
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -47,14 +48,6 @@ COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 CLI = Path(sys.executable).parent / "parktrace"
 DEMO_PORTS = {*range(8601, 8605), *range(26601, 26605)}
 MASK_GTIN = "6907890000346"
-FAST = {
-    "timeout_propose": 1.0,
-    "timeout_propose_delta": 0.5,
-    "timeout_prevote": 0.5,
-    "timeout_prevote_delta": 0.25,
-    "timeout_precommit": 0.5,
-    "timeout_precommit_delta": 0.25,
-}
 
 
 def node_services() -> dict[str, dict[str, Any]]:

@@ -15,17 +15,9 @@ from api import cluster
 from api.samples import sample_event_tx
 from ledger.consortium import Consortium
 from nodes.config import BlockConfig
+from tests.test_cluster import FAST
 
 pytestmark = pytest.mark.slow
-
-FAST = {
-    "timeout_propose": 1.0,
-    "timeout_propose_delta": 0.5,
-    "timeout_prevote": 0.5,
-    "timeout_prevote_delta": 0.25,
-    "timeout_precommit": 0.5,
-    "timeout_precommit_delta": 0.25,
-}
 
 
 @pytest.fixture(scope="module")
