@@ -295,8 +295,17 @@ def test_cluster_down_stops_every_node_cleanly(net: Cluster) -> None:
 
 
 def test_node_with_a_tampered_store_refuses_to_start(net: Cluster) -> None:
-    node_id = net.members[1].id
-    assert cluster.pid_of(net.dir, node_id) is None  # stopped by the test above
+    member = net.members[1]
+    node_id = member.id
+    # Alone or after the others: the node has a block 3 to tamper with, then is stopped.
+    deadline = time.monotonic() + 60
+    while cluster.pid_of(net.dir, node_id) and time.monotonic() < deadline:
+        info = cluster.health(member)
+        if info is not None and info["height"] >= 3:
+            break
+        time.sleep(0.2)
+    cluster.stop(net.dir, node_id)
+    assert cluster.pid_of(net.dir, node_id) is None
     db = net.dir / node_id / "node.db"
     store = Store(f"sqlite:///{db}", migrate=False)
     with store.engine.begin() as conn:
