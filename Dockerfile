@@ -7,8 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ledger ledger
+COPY traceability traceability
 COPY nodes nodes
 COPY api api
+COPY cli cli
+COPY sdk sdk
+COPY devtools devtools
 COPY web web
 RUN pip install . && rm -rf /app/build
 

@@ -1,1 +1,1 @@
-"""ParkTrace public API, CLI and client SDK."""
+"""The HTTP API: the FastAPI app, its routes, request authentication and error mapping."""

@@ -3,28 +3,28 @@ dev node, or a consortium member's consensus runtime).
 
 Routers live in `api/routes/`, one module per area; a new area (QR codes and the
 resolver, the regulator's views) adds its module to `ROUTERS`. Everything a route needs
-is in `Services`, reached through `services(request)`.
+is in `Services` (`api/services.py`), reached through `svc: Svc`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from ledger.genesis import Genesis
 from nodes.service import NodeCore
 from traceability.epcis.index import EventIndex
 
 from . import docs_pages, errors
-from .auth import Identity, RequestVerifier
+from .auth import RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
+from .routes import audit, chain, codes, epcis, resolver, transactions
+from .services import ApiSettings, Services
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -34,50 +34,7 @@ API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs-assets"
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    #: Longest a client may block on `?wait=` (seconds).
-    max_wait: float = 60.0
-    #: Most transactions in one batch submission.
-    max_batch: int = 1000
-    #: Largest request body for batches and captures (bytes).
-    max_body_bytes: int = 32 * 1024 * 1024
-    #: Database of the event index (derived, rebuilt from the chain); None = in memory.
-    index_url: str | None = None
-    #: Organisation id -> identity this node signs `/capture`d events with, for EPCIS
-    #: clients that authenticate with HTTP message signatures but do not sign
-    #: transactions themselves (a delegated certificate of that organisation).
-    capture_signers: Mapping[str, Identity] = field(default_factory=dict)
-    #: Age limit of an RFC 9421 request signature (seconds).
-    signature_max_age: int = 300
-    #: Coroutines run for the app's lifetime (e.g. the dev node's block production).
-    background: tuple[Callable[[], Awaitable[None]], ...] = ()
-
-
-@dataclass
-class Services:
-    node: NodeCore
-    settings: ApiSettings
-    index: EventIndex
-    admission: Admission
-    verifier: RequestVerifier
-    jobs: CaptureJobs
-
-    @property
-    def genesis(self) -> Genesis:
-        return self.node.genesis
-
-
-def services(request: Request) -> Services:
-    return request.app.state.services
-
-
-#: What a route declares to get the services: `svc: Svc`.
-Svc = Annotated[Services, Depends(services)]
-
-
 def _routers() -> list[APIRouter]:
-    from .routes import audit, chain, codes, epcis, resolver, transactions
 
     return [
         chain.router,

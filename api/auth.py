@@ -1,7 +1,6 @@
-"""Who is speaking: a member's signing identity, and HTTP Message Signatures (RFC 9421)
-for EPCIS clients of `/capture` that do not build ledger transactions themselves.
-
-A capturing client signs each request with its member key:
+"""Who is speaking: HTTP Message Signatures (RFC 9421) for EPCIS clients of `/capture` and
+for the audit API, in the profile `sdk.signing` defines. A client signs each request with
+its member key:
 
     Content-Digest: sha-256=:<base64 of SHA-256(body)>:            (RFC 9530)
     Signature-Input: pt=("@method" "@authority" "@path" "@query" "content-type"
@@ -28,50 +27,32 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from http_message_signatures import (
-    HTTPMessageSigner,
     HTTPMessageVerifier,
-    HTTPSignatureAlgorithm,
-    HTTPSignatureKeyResolver,
     InvalidSignature,
 )
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
-from ledger.crypto import PrivateKey, PublicKey
+from ledger.crypto import PublicKey
 from ledger.errors import DuplicateError, IdentityError, LedgerError
-from ledger.identity import Credential, check_ca_validity, check_validity
+from ledger.identity import check_ca_validity, check_validity
 from ledger.membership import Membership
-from ledger.tx import Transaction
+from sdk.signing import ACCEPT_SIGNATURE
+from sdk.signing import Ed25519 as _Ed25519
+from sdk.signing import Keys as _Keys
 
-SIGNATURE_LABEL = "pt"
-COVERED = (
-    "@method",
-    "@authority",
-    "@path",
-    "@query",
-    "content-type",
-    "content-digest",
-    "gs1-capture-error-behaviour",
-)
 #: What a signature must cover: which request, to which node (a signed capture cannot be
 #: replayed at another member's node), with which query (what a signed audit search or
 #: report asks for) and which body.
 REQUIRED = ("@method", "@authority", "@path", "@query", "content-digest")
 MAX_AGE_SECONDS = 300
-ACCEPT_SIGNATURE = (
-    f'{SIGNATURE_LABEL}=("@method" "@authority" "@path" "@query" "content-type" '
-    '"content-digest")'
-    ';alg="ed25519"'
-)
 
 
 class AuthenticationError(LedgerError):
@@ -80,119 +61,6 @@ class AuthenticationError(LedgerError):
     code = "unauthenticated"
     #: RFC 9421 section 5: tell the client how to sign.
     headers: ClassVar[dict[str, str]] = {"Accept-Signature": ACCEPT_SIGNATURE}
-
-
-# -- a member's signing identity --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A member certificate's private key, held by its owner (or a node it delegated to)."""
-
-    key: PrivateKey
-    fingerprint: str
-    credential: Credential | None = None
-
-    @property
-    def org(self) -> str | None:
-        return self.credential.org if self.credential else None
-
-    def describe(self) -> str:
-        if self.credential is None:
-            return f"certificate {self.fingerprint[:16]}…"
-        return f"{self.credential.common_name}@{self.credential.org}"
-
-    def sign_tx(
-        self, chain_id: str, tx_type: str, payload: dict[str, Any], timestamp: str | None = None
-    ) -> Transaction:
-        """A transaction signed here: the private key never leaves this process."""
-        return Transaction.create(
-            self.key,
-            chain_id=chain_id,
-            type=tx_type,
-            payload=payload,
-            signer=self.fingerprint,
-            timestamp=timestamp,
-        )
-
-    @classmethod
-    def from_files(
-        cls, key_path: Path, cert_path: Path, passphrase: bytes | None = None
-    ) -> Identity:
-        """A PKCS#8 key file and its PEM certificate (as `consortium init` writes them)."""
-        key = PrivateKey.load(key_path, passphrase)
-        credential = Credential.from_pem(cert_path.read_text(encoding="ascii"), str(cert_path))
-        if credential.public_key != key.public_key:
-            raise IdentityError(f"{key_path} is not the key of certificate {cert_path}")
-        return cls(key, credential.fingerprint, credential)
-
-    @classmethod
-    def from_consortium(
-        cls, directory: Path, org: str, user: str | None = None, passphrase: bytes | None = None
-    ) -> Identity:
-        """A user of `org` from a consortium directory (the org's own copy of it)."""
-        users = directory / "certs" / "orgs" / org / "users"
-        names = sorted(p.stem for p in users.glob("*.pem"))
-        if not names:
-            raise IdentityError(f"{directory} holds no user certificate of organisation {org!r}")
-        name = user or names[0]
-        key_path = directory / "keys" / "orgs" / org / "users" / f"{name}.key"
-        if not key_path.exists():
-            raise IdentityError(f"{directory} holds no key of {name}@{org} ({key_path})")
-        return cls.from_files(key_path, users / f"{name}.pem", passphrase)
-
-
-# -- RFC 9421 ---------------------------------------------------------------------------
-
-
-class _Ed25519(HTTPSignatureAlgorithm):
-    """Ed25519 through the ledger's own key classes, so the same signature rules apply."""
-
-    algorithm_id = "ed25519"
-
-    def __init__(self, public_key: Any = None, private_key: Any = None) -> None:
-        self.public_key = public_key
-        self.private_key = private_key
-
-    def sign(self, message: bytes) -> bytes:
-        return self.private_key.sign(message)
-
-    def verify(self, signature: bytes, message: bytes) -> None:
-        if not isinstance(self.public_key, PublicKey) or not self.public_key.verify(
-            signature, message
-        ):
-            raise InvalidSignature("the signature does not verify with the member's key")
-
-
-class _Keys(HTTPSignatureKeyResolver):
-    def __init__(self, public: Callable[[str], PublicKey | None], private: PrivateKey | None):
-        self._public, self._private = public, private
-
-    def resolve_public_key(self, key_id: str) -> PublicKey | None:
-        return self._public(key_id)
-
-    def resolve_private_key(self, key_id: str) -> PrivateKey:
-        assert self._private is not None
-        return self._private
-
-
-def sign_request(
-    request: Any, identity: Identity, body: bytes, *, created: datetime.datetime | None = None
-) -> None:
-    """Add Content-Digest, Signature-Input and Signature to an outgoing request (httpx)."""
-    keys = _Keys(lambda _: None, identity.key)
-    signer = HTTPMessageSigner(signature_algorithm=_Ed25519, key_resolver=keys)
-    present = {name.lower() for name in request.headers}
-    covered = [c for c in COVERED if c.startswith("@") or c in present or c == "content-digest"]
-    signer.sign(
-        request,
-        key_id=identity.fingerprint,
-        label=SIGNATURE_LABEL,
-        created=created or datetime.datetime.now(datetime.UTC),
-        nonce=secrets.token_urlsafe(16),  # two identical requests are still two requests
-        covered_component_ids=covered,
-        body=body,
-    )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import common
 import httpx
 from verify import raw_verify_rate  # bench/verify.py: the same raw rate it reports
 
-from api import cluster
+from devtools import cluster
 from nodes.config import BlockConfig
 
 SATURATED_FRACTION = 0.9

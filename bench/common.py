@@ -232,7 +232,7 @@ def _sign_range(job: tuple[str, int, int, str]) -> list[Any]:
     signatures verified against the signer's registered key ("verified") or not
     ("objects")."""
     directory, start, end, form = job
-    from api.samples import sample_event_tx
+    from devtools.samples import sample_event_tx
 
     consortium = load_consortium(Path(directory))
     members = consortium.genesis.membership().members

@@ -45,7 +45,7 @@ from urllib.parse import quote, urlsplit
 
 import common
 
-from api.cluster import free_ports
+from devtools.cluster import free_ports
 
 HOST = "id.parktrace.example"
 RESOLVER_SEED = b"parktrace bench resolver"
@@ -73,8 +73,9 @@ def serve(kind: str, port: int, directory: Path) -> None:
             return {"status": "ok", "node": "bare"}
 
     else:
-        from api.app import ApiSettings, create_app
+        from api.app import create_app
         from api.codes.service import CodesSettings, install
+        from api.services import ApiSettings
         from ledger.genesis import Genesis
         from ledger.store import Store
         from nodes.service import NodeCore

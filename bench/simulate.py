@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.simulator.simulation import Result, Simulation
-from tests.simulator.variants import VARIANTS
+from devtools.simulator.simulation import Result, Simulation
+from devtools.simulator.variants import VARIANTS
 
 
 def _run(job: tuple[int, int, str]) -> Result:

@@ -27,7 +27,7 @@ from typing import Any
 
 import common
 
-from api.samples import sample_event
+from devtools.samples import sample_event
 from ledger.store import Store
 
 TARGET_BYTES = 1536

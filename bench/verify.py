@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from api.samples import sample_event_tx
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.crypto import PrivateKey
 from ledger.store import Store

@@ -18,7 +18,7 @@ from . import codec, merkle
 from .crypto import PrivateKey
 from .errors import BlockError, SchemaError, SignatureError
 from .timefmt import parse_time
-from .tx import Transaction, _require_keys
+from .tx import Transaction, require_keys
 from .validators import ValidatorSet
 
 VoteType = Literal["prevote", "precommit"]
@@ -101,7 +101,7 @@ class Vote:
     @classmethod
     def from_json(cls, data: Any) -> Vote:
         keys = ("chain_id", "height", "round", "type", "block_hash", "validator", "signature")
-        obj = _require_keys(data, keys, "vote")
+        obj = require_keys(data, keys, "vote")
         if obj["type"] not in ("prevote", "precommit"):
             raise SchemaError(f"vote.type: expected prevote or precommit, got {obj['type']!r}")
         if not isinstance(obj["chain_id"], str) or not isinstance(obj["validator"], str):
@@ -172,14 +172,14 @@ class CommitCertificate:
 
     @classmethod
     def from_json(cls, data: Any) -> CommitCertificate:
-        obj = _require_keys(
+        obj = require_keys(
             data, ("chain_id", "height", "round", "block_hash", "signatures"), "commit"
         )
         if not isinstance(obj["signatures"], list):
             raise SchemaError("commit.signatures: expected a list")
         sigs = []
         for item in obj["signatures"]:
-            entry = _require_keys(item, ("validator", "signature"), "commit.signatures[]")
+            entry = require_keys(item, ("validator", "signature"), "commit.signatures[]")
             if not isinstance(entry["validator"], str):
                 raise SchemaError("commit.signatures[].validator: expected a string")
             sigs.append(
@@ -225,7 +225,7 @@ class Header:
 
     @classmethod
     def from_json(cls, data: Any) -> Header:
-        obj = _require_keys(data, HEADER_FIELDS, "header")
+        obj = require_keys(data, HEADER_FIELDS, "header")
         for key in ("chain_id", "proposer"):
             if not isinstance(obj[key], str):
                 raise SchemaError(f"header.{key}: expected a string")
@@ -300,7 +300,7 @@ class Block:
         """Strictly parse the wire form. `known` maps canonical envelope bytes to a
         transaction the caller holds already (its mempool); the bytes being identical, it
         is the transaction those bytes would parse to."""
-        obj = _require_keys(data, ("header", "txs", "evidence", "last_commit"), "block")
+        obj = require_keys(data, ("header", "txs", "evidence", "last_commit"), "block")
         if not isinstance(obj["txs"], list) or not isinstance(obj["evidence"], list):
             raise SchemaError("block: txs and evidence must be lists")
         if not all(isinstance(record, dict) for record in obj["evidence"]):

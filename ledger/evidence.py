@@ -19,7 +19,7 @@ from typing import Any
 from . import codec
 from .block import Vote
 from .errors import LedgerError, SignatureError
-from .tx import _require_keys
+from .tx import require_keys
 from .validators import ValidatorSet
 
 DUPLICATE_VOTE = "duplicate_vote"
@@ -76,7 +76,7 @@ class DuplicateVote:
     @classmethod
     def from_json(cls, record: Any) -> DuplicateVote:
         """Strict parse: known type, exactly the three fields, two well-formed votes."""
-        obj = _require_keys(record, RECORD_FIELDS, "evidence")
+        obj = require_keys(record, RECORD_FIELDS, "evidence")
         if obj["type"] != DUPLICATE_VOTE:
             raise EvidenceError(f"evidence.type: unknown kind {obj['type']!r}")
         return cls(Vote.from_json(obj["vote_a"]), Vote.from_json(obj["vote_b"]))

@@ -35,7 +35,7 @@ from .membership import (
 )
 from .policy import Policy
 from .timefmt import parse_time
-from .tx import _require_keys
+from .tx import require_keys
 from .validators import Validator, ValidatorSet
 
 VERSION = 1
@@ -66,7 +66,7 @@ class Genesis:
     @classmethod
     def from_json(cls, data: Any) -> Genesis:
         """Strictly parse and check a genesis document; errors name the field."""
-        doc = _require_keys(data, GENESIS_FIELDS, "genesis")
+        doc = require_keys(data, GENESIS_FIELDS, "genesis")
         if type(doc["version"]) is not int or doc["version"] != VERSION:
             raise SchemaError(f"genesis.version: expected {VERSION}, got {doc['version']!r}")
         chain_id = doc["chain_id"]

@@ -52,7 +52,7 @@ from .identity import (
 )
 from .policy import Policy
 from .timefmt import parse_time
-from .tx import Transaction, _require_keys
+from .tx import Transaction, require_keys
 from .validators import Validator, ValidatorSet
 
 ADD_ORG = "membership.add_org"
@@ -103,7 +103,7 @@ VALIDATOR_FIELDS = ("id", "org", "public_key", "certificate")
 
 def parse_org_entry(data: Any, what: str) -> tuple[Organization, tuple[Credential, ...]]:
     """{"id", "name", "name_zh", "roles", "certificates": [PEM...]}."""
-    obj = _require_keys(data, ORG_FIELDS, what)
+    obj = require_keys(data, ORG_FIELDS, what)
     org = Organization(
         parse_name(obj["id"], f"{what}.id"),
         _text(obj["name"], f"{what}.name"),
@@ -125,7 +125,7 @@ def org_entry_json(org: Organization, creds: tuple[Credential, ...]) -> dict[str
 
 def parse_validator_entry(data: Any, what: str) -> tuple[Validator, Credential]:
     """{"id", "org", "public_key": {scheme, key}, "certificate": PEM}."""
-    obj = _require_keys(data, VALIDATOR_FIELDS, what)
+    obj = require_keys(data, VALIDATOR_FIELDS, what)
     validator = Validator(
         parse_name(obj["id"], f"{what}.id"),
         PublicKey.from_json(obj["public_key"]),
@@ -148,7 +148,7 @@ class ApprovalRule:
 
     @classmethod
     def from_json(cls, data: Any, what: str = "membership_approval") -> ApprovalRule:
-        obj = _require_keys(data, ("m", "of"), what)
+        obj = require_keys(data, ("m", "of"), what)
         of = obj["of"]
         if not isinstance(of, list) or not of or not all(isinstance(e, str) for e in of):
             raise SchemaError(f"{what}.of: expected a non-empty list of org ids or fingerprints")
@@ -333,12 +333,12 @@ class Membership:
         seen: set[str] = set()
         for i, item in enumerate(approvals):
             what = f"payload.approvals[{i}]"
-            obj = _require_keys(item, ("signer", "signature"), what)
+            obj = require_keys(item, ("signer", "signature"), what)
             fp = _fingerprint(obj["signer"], f"{what}.signer")
             if fp in seen:
                 raise SchemaError(f"{what}: {fp[:16]}… approves twice")
             seen.add(fp)
-            sig = _require_keys(obj["signature"], ("scheme", "value"), f"{what}.signature")
+            sig = require_keys(obj["signature"], ("scheme", "value"), f"{what}.signature")
             member = self._usable(fp, height, at, "approver")
             if member.node:
                 raise NotPermittedError(
@@ -381,7 +381,7 @@ class Membership:
 
     # -- internals: changes -------------------------------------------------------------
     def _next(self, tx: Transaction, height: int) -> Membership:
-        payload = _require_keys(tx.payload, ("change", "approvals"), "payload")
+        payload = require_keys(tx.payload, ("change", "approvals"), "payload")
         change = payload["change"]
         if tx.type == ADD_ORG:
             return self._add_org(change, height)
@@ -392,7 +392,7 @@ class Membership:
         return self._set_validators(change, height)
 
     def _add_org(self, change: Any, height: int) -> Membership:
-        obj = _require_keys(change, ("organization",), "change")
+        obj = require_keys(change, ("organization",), "change")
         org, creds = parse_org_entry(obj["organization"], "change.organization")
         if org.id in self.organizations:
             raise NotPermittedError(f"organisation {org.id!r} is already a member")
@@ -425,7 +425,7 @@ class Membership:
         return member
 
     def _revoke(self, change: Any, height: int) -> Membership:
-        obj = _require_keys(change, ("certificate", "reason"), "change")
+        obj = require_keys(change, ("certificate", "reason"), "change")
         fp = _fingerprint(obj["certificate"], "change.certificate")
         reason = _text(obj["reason"], "change.reason")
         member = self._revocable(fp, "revoke")
@@ -438,7 +438,7 @@ class Membership:
         return state
 
     def _rotate_key(self, change: Any, height: int) -> Membership:
-        obj = _require_keys(change, ("certificate", "new_certificate"), "change")
+        obj = require_keys(change, ("certificate", "new_certificate"), "change")
         fp = _fingerprint(obj["certificate"], "change.certificate")
         old = self._revocable(fp, "rotate")
         pem = _text(obj["new_certificate"], "change.new_certificate", limit=16384)
@@ -460,7 +460,7 @@ class Membership:
         )
 
     def _set_validators(self, change: Any, height: int) -> Membership:
-        obj = _require_keys(change, ("previous", "validators"), "change")
+        obj = require_keys(change, ("previous", "validators"), "change")
         if obj["previous"] != self.validators.hash():
             raise NotPermittedError(
                 "change.previous does not name the current validator set "

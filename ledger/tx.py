@@ -34,7 +34,8 @@ _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]*$")
 BODY_FIELDS = ("chain_id", "type", "payload", "signer", "timestamp", "nonce")
 
 
-def _require_keys(obj: Any, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+def require_keys(obj: Any, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """`obj` as an object with exactly `keys`, or a SchemaError naming what is wrong."""
     if not isinstance(obj, dict):
         raise SchemaError(f"{what}: expected an object, got {type(obj).__name__}")
     missing = [k for k in keys if k not in obj]
@@ -140,9 +141,9 @@ class Transaction:
         """`from_json`; `canonical`, if given, is `codec.canonical(data)`, which is the
         envelope's canonical bytes once `data` is a valid envelope (`to_json()` gives back
         `data`: exact keys, strict base64, the payload object itself)."""
-        env = _require_keys(data, ("body", "signature"), "transaction")
-        body = _require_keys(env["body"], BODY_FIELDS, "body")
-        sig = _require_keys(env["signature"], ("scheme", "value"), "signature")
+        env = require_keys(data, ("body", "signature"), "transaction")
+        body = require_keys(env["body"], BODY_FIELDS, "body")
+        sig = require_keys(env["signature"], ("scheme", "value"), "signature")
         chain_id = _require_str(body, "chain_id", "body")
         tx_type = _require_str(body, "type", "body")
         if not _TYPE_RE.fullmatch(tx_type) or len(tx_type) > 64:

@@ -14,12 +14,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import ApiSettings, create_app
-from api.auth import Identity, sign_request
-from api.client import ApiClientError, ParkTraceClient
+from api.app import create_app
+from api.services import ApiSettings
 from ledger.consortium import Consortium, ConsortiumConfig, build_consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
+from sdk.client import ApiClientError, ParkTraceClient
+from sdk.signing import Identity, sign_request
 from traceability.epcis.document import check_document, parse_json
 from traceability.epcis.schema import schema_problems
 

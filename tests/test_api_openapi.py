@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from api.app import ApiSettings, create_app
+from api.app import create_app
+from api.services import ApiSettings
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode

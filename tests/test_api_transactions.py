@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import ApiSettings, create_app
+from api.app import create_app
+from api.services import ApiSettings
 from ledger.consortium import Consortium
 from ledger.errors import IdentityError
 from ledger.store import Store

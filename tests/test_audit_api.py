@@ -22,15 +22,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api import cli_audit
 from api.app import create_app
-from api.audit.client import AuditClient
 from api.audit.report import ReportError, verify_report
-from api.auth import Identity, sign_request
-from api.client import ApiClientError
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
 from api.routes import audit
+from cli import audit as cli_audit
 from ledger.block import Vote
 from ledger.chain import advance, build_block, check_next
 from ledger.consortium import Consortium
@@ -39,6 +36,9 @@ from ledger.identity import Credential
 from ledger.store import Store
 from nodes.devchain import DevChain
 from nodes.solo import SoloNode
+from sdk.audit import AuditClient
+from sdk.client import ApiClientError
+from sdk.signing import Identity, sign_request
 from traceability.audit.compare import LocalSource, compare
 from traceability.audit.proofs import ProofError, verify_consistency_proof
 from traceability.codes.sealing import ResolverKey

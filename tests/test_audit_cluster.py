@@ -24,13 +24,14 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api import cli_audit, cluster
-from api.audit.client import AuditClient
-from api.auth import Identity
-from api.samples import sample_event_tx
+from cli import audit as cli_audit
+from devtools import cluster
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.config import BlockConfig
+from sdk.audit import AuditClient
+from sdk.signing import Identity
 
 pytestmark = pytest.mark.slow
 

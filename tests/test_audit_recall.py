@@ -17,9 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.audit.client import AuditClient
-from api.auth import Identity
-from api.client import ApiClientError, ParkTraceClient
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
 from api.routes import audit
@@ -31,6 +28,9 @@ from ledger.tx import Transaction
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
 from nodes.solo import SoloNode
+from sdk.audit import AuditClient
+from sdk.client import ApiClientError, ParkTraceClient
+from sdk.signing import Identity
 from traceability.audit.recall_status import recall_for
 from traceability.codes.sealing import ResolverKey
 from traceability.recall import RecalledError

@@ -7,8 +7,6 @@ store that was written behind the nodes' backs."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -207,37 +205,3 @@ def test_arbitrary_payloads_meet_only_typed_refusals(
         assert verify_store(store, park.genesis, rules=trace_rules).ok
     finally:
         store.close()
-
-
-# -- the architecture, checked ------------------------------------------------------------------
-def _imports_after(statement: str) -> set[str]:
-    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    return set(out.stdout.split())
-
-
-@pytest.mark.parametrize("package", ["ledger", "traceability"])
-def test_the_rules_import_no_web_or_cli_framework(package: str) -> None:
-    modules = sorted(p.relative_to(ROOT).with_suffix("") for p in (ROOT / package).rglob("*.py"))
-    names = [".".join(m.parts).removesuffix(".__init__") for m in modules]
-    names = [n for n in names if ".migrations" not in n]
-    loaded = _imports_after("; ".join(f"import {n}" for n in names))
-    frameworks = {m.split(".")[0] for m in loaded} & {"fastapi", "starlette", "typer"}
-    assert not frameworks, f"{package} pulls in {frameworks}"
-    assert not any(m == "api" or m.startswith(("api.", "nodes.", "tests")) for m in loaded)
-
-
-def test_nodes_import_no_api_and_nothing_imports_tests() -> None:
-    names = [
-        ".".join(p.relative_to(ROOT).with_suffix("").parts)
-        for p in (ROOT / "nodes").rglob("*.py")
-        if p.name != "__init__.py"
-    ]
-    loaded = _imports_after("; ".join(f"import {n}" for n in names))
-    assert not any(m == "api" or m.startswith("api.") for m in loaded)
-    for package in ("ledger", "traceability", "nodes", "api"):
-        for path in (ROOT / package).rglob("*.py"):
-            text = path.read_text(encoding="utf-8")
-            assert "from tests" not in text and "import tests" not in text, path

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 import typer.main
 
-from api.cli import app
+from cli.main import app
 
 if TYPE_CHECKING:
     from typer._click.core import Command

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.cluster import free_ports
+from devtools.cluster import free_ports
 from ledger.consortium import Consortium
 from ledger.genesis import Genesis
 from traceability.epcis.document import parse_json
@@ -237,7 +237,7 @@ def test_errors_are_one_line(server: Server, tmp_path: Path, args: list[str], wo
     """In-process (the same code paths as the console script, without a process each)."""
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from cli.main import app
 
     (tmp_path / "payload.json").write_text("{}")
     filled = [a.format(url=server.url, tmp=tmp_path, genesis=server.genesis) for a in args]

@@ -18,12 +18,13 @@ import zxingcpp
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.app import ApiSettings, create_app
-from api.auth import Identity, sign_request
+from api.app import create_app
 from api.codes.service import CodesSettings, install
+from api.services import ApiSettings
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
+from sdk.signing import Identity, sign_request
 from traceability.codes.batch import TX_TYPE, new_batch
 from traceability.codes.digital_link import build
 from traceability.codes.sealing import ResolverKey

@@ -16,7 +16,7 @@ import zxingcpp
 from PIL import Image
 from typer.testing import CliRunner
 
-from api import cli_codes
+from cli import codes as cli_codes
 from ledger.consortium import Consortium
 from traceability.codes.sealing import ResolverKey
 

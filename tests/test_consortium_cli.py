@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli_consortium import app
+from cli.consortium import app
 from ledger.consortium import SAMPLE_CONFIG, Consortium
 from ledger.errors import EncodingError
 from ledger.genesis import Genesis

@@ -33,13 +33,13 @@ import pytest
 import yaml
 from docker.utils.build import exclude_paths
 
-from api import cluster, compose_bundle
-from api.audit.client import AuditClient
-from api.auth import Identity, sign_request
-from api.cluster import COMPOSE_API, COMPOSE_P2P, compose_db_url
+from devtools import cluster, compose_bundle
+from devtools.cluster import COMPOSE_API, COMPOSE_P2P, compose_db_url
 from ledger.consortium import Consortium
 from ledger.crypto import PrivateKey
 from nodes.config import BlockConfig, NodeConfig, render
+from sdk.audit import AuditClient
+from sdk.signing import Identity, sign_request
 from tests.test_cluster import FAST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,7 +291,12 @@ def test_the_build_context_carries_no_key_venv_or_var(tmp_path: Path) -> None:
     (repo / "api" / "stray.key").write_text("-----BEGIN PRIVATE KEY-----")
     patterns = (repo / ".dockerignore").read_text().splitlines()
     sent = exclude_paths(str(repo), [p for p in patterns if p and not p.startswith("#")])
-    assert "pyproject.toml" in sent and "api/cluster.py" in sent
+    assert "pyproject.toml" in sent and "devtools/cluster.py" in sent
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for pattern in packages["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert f"{package}/__init__.py" in sent, f"the image would lack the {package} package"
+        assert f"COPY {package} {package}" in (ROOT / "Dockerfile").read_text(), package
     assert "web/templates" in {str(Path(p).parent) for p in sent}
     bad = [
         p

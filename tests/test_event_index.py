@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from api.samples import sample_event_tx
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.devchain import DevChain

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from api.samples import sample_event_tx
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.errors import DuplicateError, IdentityError, LedgerError, NotPermittedError
 from ledger.store import Store

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api import cluster
-from api.samples import sample_event_tx
+from devtools import cluster
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.config import BlockConfig

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.simulator.faults import BEHAVIOURS, FaultPlan
+from devtools.simulator.simulation import Result, Simulation, run
+from devtools.simulator.variants import VARIANTS
 from ledger.evidence import check_evidence
-from tests.simulator.faults import BEHAVIOURS, FaultPlan
-from tests.simulator.simulation import Result, Simulation, run
-from tests.simulator.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The seeds CI runs on every change: 1,000 runs over both cluster sizes.

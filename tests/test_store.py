@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect, text
 
-from api.samples import lot_uri, sample_event_tx
+from devtools.samples import lot_uri, sample_event_tx
 from ledger import merkle
 from ledger.consortium import Consortium
 from ledger.store import Store, StoreError

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import text
 
-from api.samples import sample_event_tx
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from ledger.verify import verify_store

@@ -14,9 +14,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..app import Svc
-from ..auth import ACCEPT_SIGNATURE, Caller
+from sdk.signing import ACCEPT_SIGNATURE
+
+from ..auth import Caller
 from ..errors import ApiError
+from ..services import Svc
 
 REGULATOR_ROLE = "regulator"
 

@@ -29,8 +29,8 @@ from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.identity import Credential, check_issued_by, check_validity, load_certificate
 from ledger.timefmt import now, parse_time
+from sdk.signing import Identity
 
-from ..auth import Identity
 from .access import REGULATOR_ROLE
 
 REPORT_TYPE = "parktrace.audit_report"

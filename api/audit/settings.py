@@ -22,7 +22,8 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 
-from ..auth import Identity
+from sdk.signing import Identity
+
 from ..errors import ApiError
 
 

@@ -12,19 +12,19 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 
 from api.audit import recalls, report
+from sdk.audit import AuditClient
 from traceability.audit import compare as comparing
 from traceability.audit import evidence as evidence_module
 from traceability.audit import proofs, search, trace
 from traceability.audit.recall_status import recall_for
 from traceability.receipts import receipt_bytes
 
-from ..app import Services, Svc
 from ..audit.access import Regulator
-from ..audit.client import AuditClient
 from ..audit.settings import AuditSettings, audit_settings
 from ..audit.verification import node_id, verification_report
 from ..codes.service import CodesService, codes_service
 from ..errors import ApiError, error_responses
+from ..services import Services, Svc
 
 router = APIRouter(prefix="/v1/audit", tags=["Audit (regulator)"])
 Settings = Annotated[AuditSettings, Depends(audit_settings)]

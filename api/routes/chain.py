@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ..app import Svc
 from ..errors import error_responses
+from ..services import Svc
 
 router = APIRouter(tags=["Chain"])
 

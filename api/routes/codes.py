@@ -29,10 +29,10 @@ from traceability.codes.gtin import park_gtin
 from traceability.codes.serials import MAX_COUNT, SERIAL_SCHEME
 from traceability.epcis.document import parse_json
 
-from ..app import Services, Svc
 from ..codes.service import CodesService, codes_service
 from ..codes.sheets import label_pdf, qr_zip
 from ..errors import ApiError, error_responses
+from ..services import Services, Svc
 from . import read_body
 
 router = APIRouter(tags=["Codes"])

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import LedgerError, NotPermittedError
 from ledger.policy import EPCIS_TX_TYPE
+from sdk.signing import Identity
 from traceability.epcis.document import (
     MAX_DOCUMENT_BYTES,
     CheckedDocument,
@@ -30,10 +31,9 @@ from traceability.epcis.problems import EpcisValidationError, Problem, relabel
 from traceability.epcis.query import EventQuery, query_document, run_query
 from traceability.epcis.records import payload_for
 
-from ..app import Services, Svc
-from ..auth import Identity
 from ..epcis.admission import Prepared, prepare_one
 from ..errors import ApiError, error_responses
+from ..services import Services, Svc
 from . import read_body
 
 router = APIRouter(tags=["EPCIS"])

@@ -34,11 +34,11 @@ from traceability.codes.links import (
 from traceability.codes.regions import region as find_region
 from traceability.codes.scanlog import REGION_GRACE, Scan
 
-from ..app import Services, Svc
 from ..codes.i18n import Translator, negotiate
 from ..codes.pages import STATIC, attribute_rows, render, warning_text
 from ..codes.service import Authenticity, CodesService, codes_service
 from ..errors import ApiError, error_responses
+from ..services import Services, Svc
 
 router = APIRouter(tags=["Resolver"])
 Codes = Annotated[CodesService, Depends(codes_service)]

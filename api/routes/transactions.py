@@ -19,9 +19,9 @@ from nodes.service import TxStatus
 from traceability.epcis.document import parse_json
 from traceability.receipts import build_receipt, receipt_bytes
 
-from ..app import Services, Svc
 from ..epcis.admission import Prepared, prepare_json, prepare_one
 from ..errors import ApiError, body_of, error_responses, status_of
+from ..services import Services, Svc
 from . import read_body
 
 router = APIRouter(tags=["Transactions"])

@@ -25,7 +25,7 @@ from ledger import codec
 from ledger.block import Block, CommitCertificate, KnownTxs, Vote
 from ledger.errors import LedgerError, SignatureError
 from ledger.evidence import DuplicateVote
-from ledger.tx import _require_keys
+from ledger.tx import require_keys
 from ledger.validators import ValidatorSet
 
 #: Rounds above this are malformed; a real round never gets near it (timeouts grow).
@@ -148,7 +148,7 @@ class Proposal:
 
     @classmethod
     def from_json(cls, data: Any, known: KnownTxs | None = None) -> Proposal:
-        obj = _require_keys(data, PROPOSAL_FIELDS, "proposal")
+        obj = require_keys(data, PROPOSAL_FIELDS, "proposal")
         round_ = _int(obj, "round", 0)
         return cls(
             _str(obj, "chain_id"),
@@ -177,7 +177,7 @@ class Decision:
 
     @classmethod
     def from_json(cls, data: Any, known: KnownTxs | None = None) -> Decision:
-        obj = _require_keys(data, ("block", "certificate"), "decision")
+        obj = require_keys(data, ("block", "certificate"), "decision")
         return cls(_block(obj["block"], known), CommitCertificate.from_json(obj["certificate"]))
 
 
@@ -235,7 +235,7 @@ def encode(message: Message) -> dict[str, Any]:
 def decode(data: Any, known: KnownTxs | None = None) -> Message:
     """Strictly decode untrusted JSON into a message, or raise a LedgerError subclass.
     `known`: the transactions the receiver holds, by canonical bytes (`Block.from_json`)."""
-    obj = _require_keys(data, ("kind", "body"), "message")
+    obj = require_keys(data, ("kind", "body"), "message")
     kind = obj["kind"]
     if not isinstance(kind, str) or kind not in KINDS:
         raise MessageError(f"message.kind: expected one of {sorted(KINDS)}, got {kind!r}")

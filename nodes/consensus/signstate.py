@@ -15,7 +15,7 @@ from typing import Any
 
 from ledger.block import Block, Vote
 from ledger.errors import SchemaError
-from ledger.tx import _require_keys
+from ledger.tx import require_keys
 
 from .messages import Proposal
 from .step import Step
@@ -94,7 +94,7 @@ class SignState:
     @classmethod
     def from_json(cls, data: Any, blocks: Mapping[str, Block] | None = None) -> SignState:
         """Parse `to_json()`; or, given `blocks`, `to_json(by_hash=True)`."""
-        obj = _require_keys(data, FIELDS, "sign state")
+        obj = require_keys(data, FIELDS, "sign state")
         if not isinstance(obj["votes"], list) or not isinstance(obj["proposals"], list):
             raise SchemaError("sign state: votes and proposals must be lists")
         try:

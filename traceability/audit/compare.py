@@ -67,7 +67,7 @@ class LocalSource:
 class HttpSource:
     """Another node, asked over its audit API with a regulator's signature."""
 
-    def __init__(self, client: Any) -> None:  # an api.audit.client.AuditClient
+    def __init__(self, client: Any) -> None:  # an sdk.audit.AuditClient
         self.client = client
 
     def height(self) -> int:

@@ -19,13 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from traceability.epcis.document import parse_json
-
-from .audit.client import AuditClient
-from .auth import Identity
-from .cli_producer import (
+from cli.options import (
     AsJson,
     CertFile,
     ConsortiumDir,
@@ -35,9 +29,16 @@ from .cli_producer import (
     Url,
     User,
     Wait,
+    err,
+    fail,
     load_identity,
 )
-from .client import DEFAULT_URL, ApiClientError
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from sdk.audit import AuditClient
+from sdk.client import DEFAULT_URL, ApiClientError
+from sdk.signing import Identity
+from traceability.epcis.document import parse_json
 
 app = typer.Typer(help="The regulator's audit: verify, compare, prove, trace, recall, report.")
 proof_app = typer.Typer(help="Receipts and consistency proofs, verifiable offline.")
@@ -47,14 +48,8 @@ app.add_typer(proof_app, name="proof")
 app.add_typer(recall_app, name="recall")
 app.add_typer(report_app, name="report")
 console = Console()
-err = Console(stderr=True)
 
 GenesisFile = Annotated[Path, typer.Option("--genesis", help="the consortium's genesis.json")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _client(
@@ -173,15 +168,14 @@ def compare(
 
     With --node or --cluster this machine asks each node itself; without, the node at
     --url compares itself with the nodes it is configured with. Exit 1 on divergence."""
+    from api.audit.settings import parse_nodes
     from traceability.audit.compare import HttpSource
     from traceability.audit.compare import compare as run_compare
-
-    from .audit.settings import parse_nodes
 
     nodes: dict[str, str] = {}
     try:
         if cluster is not None:
-            from . import cluster as cluster_module
+            from devtools import cluster as cluster_module
 
             nodes.update({m.id: m.url for m in cluster_module.members(cluster)})
         nodes.update(parse_nodes(",".join(node or [])))
@@ -610,10 +604,9 @@ def report_create(
     passphrase_file: Passphrase = None,
 ) -> None:
     """Have the node verify its chain, sign the report here, save it (and a PDF)."""
+    from api.audit.pdf import render_pdf
+    from api.audit.report import sign
     from ledger import codec
-
-    from .audit.pdf import render_pdf
-    from .audit.report import sign
 
     client = _client(url, key, cert, consortium, org, user, passphrase_file)
     draft = _call(client, "report_draft")
@@ -640,7 +633,7 @@ def report_verify(
 ) -> None:
     """Check a signed report offline: a regulator of this consortium signed exactly this
     (exit 1 if not). Prints what the report says about the chain."""
-    from .audit.report import verify_report
+    from api.audit.report import verify_report
 
     trusted = _load_genesis(genesis)
     data = _load_json(file, "report")
@@ -666,7 +659,7 @@ def report_pdf(
     out: Annotated[Path, typer.Option("--out", "-o", help="PDF to write")],
 ) -> None:
     """Render a signed report as PDF again."""
-    from .audit.pdf import render_pdf
+    from api.audit.pdf import render_pdf
 
     data = _load_json(file, "report")
     if not isinstance(data, dict) or set(data) != {"report", "signature"}:

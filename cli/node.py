@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from cli.options import fail
 from ledger.errors import LedgerError
 from nodes.config import BlockConfig
 
@@ -17,12 +17,6 @@ node_app = typer.Typer(help="Run one consortium member's node.", no_args_is_help
 cluster_app = typer.Typer(help="A local consortium as separate processes.", no_args_is_help=True)
 # Piped output (logs, scripts) gets full-width rows instead of truncated node ids.
 console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # a refusal stays one line
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 @node_app.command("run")
@@ -30,16 +24,16 @@ def node_run(
     config: Path = typer.Option(..., "--config", "-c", help="The node's node.toml"),
 ) -> None:
     """Run the node (consensus, peer links, store) and its public API until SIGTERM/SIGINT."""
-    from .node_main import run
+    from api.node_main import run
 
     try:
         run(config)
     except LedgerError as exc:
-        raise _fail(exc.message) from None
+        fail(exc.message)
     except OSError as exc:
-        raise _fail(f"{exc.filename or ''}: {exc.strerror}") from None
+        fail(f"{exc.filename or ''}: {exc.strerror}")
     except Exception as exc:  # a refusal is one line, never a traceback
-        raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
+        fail(f"{type(exc).__name__}: {exc}", 1)
 
 
 @node_app.command("reset-signstate")
@@ -56,15 +50,14 @@ def node_reset_signstate(
     stopped; without it the node waits for its peers to show that height instead)."""
     import logging
 
+    from api.node_main import setup_logging
     from ledger.store import Store
     from nodes.config import NodeConfig
     from nodes.signguard import write_floor
     from nodes.signstore import SignStore
 
-    from .node_main import setup_logging
-
     if not i_understand:
-        raise _fail("refusing without --i-understand (stop the node first)")
+        fail("refusing without --i-understand (stop the node first)")
     try:
         settings = NodeConfig.load(config)
         store = Store(settings.db)
@@ -76,9 +69,9 @@ def node_reset_signstate(
         signed_up_to = max(height + 1, held.height if held is not None else 0)
         path = write_floor(settings.data_dir, signed_up_to, "parktrace node reset-signstate")
     except LedgerError as exc:
-        raise _fail(exc.message) from None
+        fail(exc.message)
     except OSError as exc:
-        raise _fail(f"{exc.filename or ''}: {exc.strerror}") from None
+        fail(f"{exc.filename or ''}: {exc.strerror}")
     setup_logging()
     logging.getLogger("parktrace.node").warning(
         "operator reset of the sign state of %s: signing only above height %d (%s)",
@@ -103,9 +96,9 @@ def node_health(
         response = httpx.get(f"{url.rstrip('/')}/healthz", timeout=timeout)
         info = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-        raise _fail(f"{url}: {exc or type(exc).__name__}", 1) from None
+        fail(f"{url}: {exc or type(exc).__name__}", 1)
     if not isinstance(info, dict) or info.get("status") != "ok":
-        raise _fail(f"{url}/healthz: not healthy (HTTP {response.status_code})", 1)
+        fail(f"{url}/healthz: not healthy (HTTP {response.status_code})", 1)
     console.print(f"ok: height {info.get('height')}, {len(info.get('peers', []))} peers")
 
 
@@ -120,7 +113,7 @@ def cluster_up(
     timeout: float = typer.Option(60.0, help="Seconds to wait for the nodes to be ready"),
 ) -> None:
     """Create what is missing (consortium, keys, configs), start every node, wait for them."""
-    from . import cluster
+    from devtools import cluster
 
     try:
         found = cluster.create(
@@ -134,10 +127,10 @@ def cluster_up(
             cluster.start(directory, member.id)
         missing = cluster.wait_ready(directory, found, timeout)
     except LedgerError as exc:
-        raise _fail(exc.message) from None
+        fail(exc.message)
     if missing:
         logs = ", ".join(str(directory / m / "node.log") for m in missing)
-        raise _fail(f"not ready: {', '.join(missing)} (see {logs})", 1)
+        fail(f"not ready: {', '.join(missing)} (see {logs})", 1)
     _status_table(directory)
 
 
@@ -152,12 +145,12 @@ def cluster_init(
     ),
 ) -> None:
     """Write the consortium and every node's node.toml without starting anything."""
-    from . import cluster
+    from devtools import cluster
 
     try:
         found = cluster.create(directory, nodes=nodes, compose=compose)
     except LedgerError as exc:
-        raise _fail(exc.message) from None
+        fail(exc.message)
     for member in found:
         console.print(f"{member.id}: {directory / member.id / 'node.toml'}", highlight=False)
     if compose:
@@ -173,7 +166,7 @@ def cluster_status(
     try:
         down = _status_table(directory)
     except LedgerError as exc:
-        raise _fail(exc.message) from None
+        fail(exc.message)
     if down:
         raise typer.Exit(1)
 
@@ -183,19 +176,19 @@ def cluster_down(
     directory: Path = typer.Option(Path("var/cluster"), "--dir", "-d", help="Cluster directory"),
 ) -> None:
     """Stop every node cleanly (SIGTERM; SIGKILL only if one does not stop in time)."""
-    from . import cluster
+    from devtools import cluster
 
     try:
         found = cluster.members(directory)
     except LedgerError as exc:
-        raise _fail(exc.message) from None
+        fail(exc.message)
     for member in found:
         stopped = cluster.stop(directory, member.id)
         console.print(f"{member.id}: {'stopped' if stopped else 'was not running'}")
 
 
 def _status_table(directory: Path) -> int:
-    from . import cluster
+    from devtools import cluster
 
     table = Table(title=f"Cluster {directory}")
     for column in ("node", "pid", "api", "height", "peers", "last block (UTC)", "mempool"):

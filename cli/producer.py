@@ -1,6 +1,6 @@
 """Producer commands of `parktrace`: submit, capture, import, events, history, receipt.
 
-They talk to a node over HTTP through the SDK (`api.client`) and sign locally with the
+They talk to a node over HTTP through the SDK (`sdk.client`) and sign locally with the
 organisation's key: give `--key` and `--cert`, or `--consortium DIR --org ORG` (a
 consortium directory as `parktrace consortium init` lays it out). `--url` (or
 PARKTRACE_URL) names the node. Every failure ends in one line on stderr and a non-zero
@@ -24,72 +24,28 @@ from rich.table import Table
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
+from sdk.client import DEFAULT_URL, ApiClientError, CaptureReport, ParkTraceClient, Refused
+from sdk.signing import Identity
 from traceability.epcis.document import check_document, parse_json
 from traceability.epcis.records import EPCIS_TX_TYPE
 from traceability.epcis.rules import EVENT_TYPES
 
-from .auth import Identity
-from .client import DEFAULT_URL, ApiClientError, CaptureReport, ParkTraceClient, Refused
+from .options import (
+    AsJson,
+    CertFile,
+    ConsortiumDir,
+    KeyFile,
+    Org,
+    Passphrase,
+    Url,
+    User,
+    Wait,
+    err,
+    fail,
+    load_identity,
+)
 
 console = Console()
-err = Console(stderr=True)
-
-Url = Annotated[str, typer.Option("--url", envvar="PARKTRACE_URL", help="the node's API")]
-KeyFile = Annotated[
-    Path | None, typer.Option("--key", envvar="PARKTRACE_KEY", help="your private key (PEM)")
-]
-CertFile = Annotated[
-    Path | None,
-    typer.Option("--cert", envvar="PARKTRACE_CERT", help="your member certificate (PEM)"),
-]
-ConsortiumDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--consortium", envvar="PARKTRACE_CONSORTIUM", help="consortium directory with your keys"
-    ),
-]
-Org = Annotated[
-    str | None, typer.Option("--org", envvar="PARKTRACE_ORG", help="your organisation id")
-]
-User = Annotated[str | None, typer.Option("--user", help="user within --org (default: first)")]
-Passphrase = Annotated[
-    Path | None, typer.Option("--passphrase-file", help="file holding the key passphrase")
-]
-Wait = Annotated[float, typer.Option("--wait", help="seconds to wait for commit (0: don't)")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def load_identity(
-    key: Path | None,
-    cert: Path | None,
-    consortium: Path | None,
-    org: str | None,
-    user: str | None,
-    passphrase_file: Path | None,
-) -> Identity:
-    """The member identity the common options name (every signing CLI command's), or exit
-    with a clear message."""
-    passphrase = None
-    if passphrase_file is not None:
-        try:
-            passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n").encode()
-        except OSError as exc:
-            fail(f"cannot read {passphrase_file}: {exc.strerror}")
-    try:
-        if key is not None and cert is not None:
-            return Identity.from_files(key, cert, passphrase)
-        if consortium is not None and org is not None:
-            return Identity.from_consortium(consortium, org, user, passphrase)
-    except LedgerError as exc:
-        fail(exc.message)
-    except (OSError, ValueError, TypeError) as exc:
-        fail(f"cannot load your key: {exc}")
-    fail("signing needs your identity: --key and --cert, or --consortium and --org")
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -512,6 +468,6 @@ def mount(app: typer.Typer) -> None:
     app.command("events")(events)
     app.command("history")(history)
     app.add_typer(receipt_app, name="receipt")
-    from .cli_serve import serve
+    from cli.serve import serve
 
     app.command("serve")(serve)

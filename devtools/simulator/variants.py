@@ -1,5 +1,5 @@
 """Deliberately broken variants of the consensus machine, to prove the simulator catches
-real bugs. Tests only: nothing outside tests/ and bench/ may use them."""
+real bugs. Only the tests and bench/ use them; no node ever runs one."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`python -m api` runs the `parktrace` command line."""
 
-from .cli import main
+from cli.main import main
 
 main()

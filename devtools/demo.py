@@ -28,14 +28,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from api.histories import build_histories
+from devtools import cluster
 from ledger.consortium import Consortium
 from ledger.timefmt import now
 from ledger.tx import Transaction
 from nodes.config import BlockConfig
 from traceability.codes.sealing import ResolverKey
-
-from . import cluster
-from .histories import build_histories
 
 Say = Callable[[str], None]
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.options import fail
 from ledger.consortium import ConsortiumConfig, build_consortium
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -26,19 +27,14 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _passphrase(encrypt: bool, passphrase_file: Path | None) -> bytes | None:
     if passphrase_file is not None:
         try:
             text = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            _fail(f"cannot read passphrase file: {exc}")
+            fail(f"cannot read passphrase file: {exc}")
         if not text:
-            _fail(f"passphrase file {passphrase_file} is empty")
+            fail(f"passphrase file {passphrase_file} is empty")
         return text.encode("utf-8")
     if encrypt:
         text = typer.prompt(
@@ -64,21 +60,21 @@ def init(
     try:
         cfg = ConsortiumConfig.load(config)
     except FileNotFoundError:
-        _fail(f"config file {config} not found")
+        fail(f"config file {config} not found")
     except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read config file {config}: {exc}")
+        fail(f"cannot read config file {config}: {exc}")
     except (LedgerError, tomllib.TOMLDecodeError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if out.exists() and not out.is_dir():
-        _fail(f"{out} exists and is not a directory")
+        fail(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
-        _fail(f"{out} already exists and is not empty; use --force to overwrite it")
+        fail(f"{out} already exists and is not empty; use --force to overwrite it")
     passphrase = _passphrase(encrypt, passphrase_file)
     try:
         consortium = build_consortium(cfg)
         consortium.write(out, passphrase, force=force)
     except (LedgerError, OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console = Console()
     _print_summary(console, consortium.genesis)
     console.print(
@@ -97,11 +93,11 @@ def show(
     try:
         genesis = Genesis.load(path)
     except FileNotFoundError:
-        _fail(f"no genesis.json at {path}")
+        fail(f"no genesis.json at {path}")
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc}")
+        fail(f"cannot read {path}: {exc}")
     except LedgerError as exc:
-        _fail(f"{path}: {exc}")
+        fail(f"{path}: {exc}")
     console = Console()
     _print_summary(console, genesis)
     _print_policy(console, genesis)

@@ -9,22 +9,13 @@ which mounts the same API.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from cli.options import err, fail
 from ledger.errors import LedgerError
-
-from .client import DEFAULT_PORT
-
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(2)
+from sdk.client import DEFAULT_PORT
 
 
 def serve(
@@ -52,26 +43,26 @@ def serve(
     """Serve the API of a single-process node (--solo), committing blocks itself."""
     import uvicorn
 
+    from api.app import create_app
+    from api.services import ApiSettings
     from ledger.consortium import Consortium
     from ledger.store import Store
     from nodes.solo import SoloNode
-
-    from .app import ApiSettings, create_app
-    from .auth import Identity
+    from sdk.signing import Identity
 
     if not solo:
-        _fail("only --solo is available here; consortium members serve the API from their node")
+        fail("only --solo is available here; consortium members serve the API from their node")
     passphrase = None
     if passphrase_file is not None:
         try:
             passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n").encode()
         except OSError as exc:
-            _fail(f"cannot read {passphrase_file}: {exc.strerror}")
+            fail(f"cannot read {passphrase_file}: {exc.strerror}")
     try:
         park = Consortium.load(consortium, passphrase)
         keys = park.validator_keys
         if len(keys) < park.genesis.validator_set().quorum:
-            _fail(f"{consortium} holds {len(keys)} validator keys; a quorum is needed for --solo")
+            fail(f"{consortium} holds {len(keys)} validator keys; a quorum is needed for --solo")
         signers = {}
         for spec in capture_signer or []:
             org, _, user = spec.partition("/")
@@ -80,11 +71,11 @@ def serve(
         settings = ApiSettings(index_url=index_db, capture_signers=signers, background=(node.run,))
         app = create_app(node, settings=settings)
     except FileNotFoundError as exc:
-        _fail(f"{exc.filename} not found (is {consortium} a consortium directory?)")
+        fail(f"{exc.filename} not found (is {consortium} a consortium directory?)")
     except OSError as exc:
-        _fail(f"{getattr(exc, 'filename', '') or consortium}: {exc.strerror or exc}")
+        fail(f"{getattr(exc, 'filename', '') or consortium}: {exc.strerror or exc}")
     except (LedgerError, ValueError) as exc:
-        _fail(getattr(exc, "message", str(exc)))
+        fail(getattr(exc, "message", str(exc)))
     err.print(
         f"ParkTrace solo node for chain {park.genesis.chain_id} on http://{host}:{port} "
         f"(height {node.height}; API docs at /docs)",

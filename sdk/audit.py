@@ -1,13 +1,13 @@
 """The regulator's SDK: every audit request is signed here (RFC 9421) with the regulator's
 key, which never leaves this process; recalls are signed here as transactions.
 
-    from api.audit.client import AuditClient
+    from sdk.audit import AuditClient
     with AuditClient("http://127.0.0.1:8601", identity=regulator) as audit:
         report = audit.verify()
         tree = audit.trace("https://id.gs1.org/01/06904567000234/10/SQP-261028", "backward")
         audit.recall(lot, "lead above the limit", wait=30)
 
-Composes `api.client.ParkTraceClient` (chain id, submission, waiting) rather than
+Composes `sdk.client.ParkTraceClient` (chain id, submission, waiting) rather than
 extending it; failures are `ApiClientError` like the rest of the SDK.
 """
 
@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ..auth import Identity
-from ..client import ParkTraceClient
+from sdk.client import ParkTraceClient
+from sdk.signing import Identity
 
 PREFIX = "/v1/audit"
 

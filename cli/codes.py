@@ -35,13 +35,8 @@ from rich.progress import (
 )
 
 from api.codes import render
-from traceability.codes import CodeError
-from traceability.codes.batch import TX_TYPE, Batch, new_batch
-from traceability.codes.digital_link import build, parse_uri
-from traceability.codes.gtin import park_gtin
-from traceability.codes.sealing import ResolverKey, ResolverPublicKey
-
-from .cli_producer import (
+from api.codes.sheets import LabelLayout, label_pdf
+from cli.options import (
     CertFile,
     ConsortiumDir,
     KeyFile,
@@ -52,8 +47,12 @@ from .cli_producer import (
     fail,
     load_identity,
 )
-from .client import DEFAULT_URL, ApiClientError, ParkTraceClient
-from .codes.sheets import LabelLayout, label_pdf
+from sdk.client import DEFAULT_URL, ApiClientError, ParkTraceClient
+from traceability.codes import CodeError
+from traceability.codes.batch import TX_TYPE, Batch, new_batch
+from traceability.codes.digital_link import build, parse_uri
+from traceability.codes.gtin import park_gtin
+from traceability.codes.sealing import ResolverKey, ResolverPublicKey
 
 app = typer.Typer(help="Serialised product codes: issue, render, resolver keys.")
 console = Console()

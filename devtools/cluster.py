@@ -26,11 +26,10 @@ from typing import Any
 
 import httpx
 
+from devtools import compose_bundle
 from ledger.consortium import SAMPLE_CONFIG, ConsortiumConfig, build_consortium
 from ledger.errors import LedgerError
 from nodes.config import BlockConfig, render
-
-from . import compose_bundle
 
 
 class ClusterError(LedgerError):
@@ -73,7 +72,7 @@ def free_ports(count: int = 8, host: str = "127.0.0.1") -> int:
 
 def compose_db_url(node_id: str) -> str:
     """Each compose node's own PostgreSQL service (see docker-compose.yml). No password:
-    libpq takes it from PGPASSWORD, set from the node's db.env (api/compose_bundle.py)."""
+    libpq takes it from PGPASSWORD, set from the node's db.env (devtools/compose_bundle.py)."""
     return f"postgresql://parktrace@{node_id}-db:5432/parktrace"
 
 
@@ -123,7 +122,7 @@ def create(
     `compose`: configs for docker-compose instead of one machine: each node is reached by
     its service name on fixed ports, listens on all interfaces, keeps its chain in its
     own PostgreSQL service `<node>-db`, and reads only its own bundle of files
-    (api/compose_bundle.py).
+    (devtools/compose_bundle.py).
     """
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "cluster.json"

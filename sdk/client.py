@@ -1,7 +1,7 @@
 """The ParkTrace SDK: sign locally, submit, wait, fetch receipts, capture and query EPCIS.
 
-    from api.client import ParkTraceClient
-    from api.auth import Identity
+    from sdk.client import ParkTraceClient
+    from sdk.signing import Identity
 
     me = Identity.from_files(Path("admin.key"), Path("admin.pem"))
     with ParkTraceClient("http://127.0.0.1:8601", identity=me) as client:
@@ -28,10 +28,9 @@ import httpx
 
 from ledger.errors import LedgerError
 from ledger.tx import Transaction
+from sdk.signing import Identity, sign_request
 from traceability.epcis.document import CheckedDocument, LedgerEvent, check_document
 from traceability.epcis.records import EPCIS_TX_TYPE, payload_for
-
-from .auth import Identity, sign_request
 
 #: Where the CLI and SDK look when given no URL: the first node of `parktrace demo` and of
 #: `parktrace cluster up` (their API ports start at 8601), and `parktrace serve`'s port.

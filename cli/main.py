@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from cli.options import err, fail
 from ledger.errors import LedgerError
 
 app = typer.Typer(
@@ -25,20 +26,14 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)  # URLs stay whole when output is piped
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _mount_subcommands() -> None:
-    from .cli_audit import app as audit_app
-    from .cli_codes import app as codes_app
-    from .cli_consortium import app as consortium_app
-    from .cli_node import cluster_app, node_app
-    from .cli_producer import mount as mount_producer
+    from cli.audit import app as audit_app
+    from cli.codes import app as codes_app
+    from cli.consortium import app as consortium_app
+    from cli.node import cluster_app, node_app
+    from cli.producer import mount as mount_producer
 
     app.add_typer(consortium_app, name="consortium")
     mount_producer(app)
@@ -69,13 +64,13 @@ def verify(
         trusted = Genesis.load(genesis) if genesis else None
         store = Store(db, migrate=False)
     except LedgerError as exc:
-        raise fail(exc.message) from None
+        fail(exc.message)
     except OSError as exc:
-        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+        fail(f"cannot read {exc.filename}: {exc.strerror}")
     try:
         report = verify_store(store, trusted, rules=trace_rules)
     except LedgerError as exc:
-        raise fail(exc.message) from None
+        fail(exc.message)
     finally:
         store.close()
     if as_json:
@@ -119,7 +114,7 @@ def demo(
     pages to open printed. Stays up until Ctrl-C, then stops every node."""
     import qrcode
 
-    from . import demo as demo_module
+    from devtools import demo as demo_module
 
     try:
         manifest = demo_module.start(
@@ -131,9 +126,9 @@ def demo(
             say=console.print,
         )
     except LedgerError as exc:
-        raise fail(exc.message) from None
+        fail(exc.message)
     except OSError as exc:
-        raise fail(f"{exc.filename}: {exc.strerror}") from None
+        fail(f"{exc.filename}: {exc.strerror}")
     titles = {
         "orange": "Gannan navel orange box 赣南脐橙礼盒",
         "notoginseng": "Wenshan notoginseng powder jar 文山三七粉",

@@ -1,0 +1,62 @@
+"""What every route is given: the node, the API's settings and the services built once in
+`create_app`. Routes declare `svc: Svc`; they never reach the app module itself, so the
+app imports its routes and nothing imports the app back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ledger.genesis import Genesis
+from nodes.service import NodeCore
+from sdk.signing import Identity
+from traceability.epcis.index import EventIndex
+
+from .auth import RequestVerifier
+from .epcis.admission import Admission
+from .epcis.capture import CaptureJobs
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    #: Longest a client may block on `?wait=` (seconds).
+    max_wait: float = 60.0
+    #: Most transactions in one batch submission.
+    max_batch: int = 1000
+    #: Largest request body for batches and captures (bytes).
+    max_body_bytes: int = 32 * 1024 * 1024
+    #: Database of the event index (derived, rebuilt from the chain); None = in memory.
+    index_url: str | None = None
+    #: Organisation id -> identity this node signs `/capture`d events with, for EPCIS
+    #: clients that authenticate with HTTP message signatures but do not sign
+    #: transactions themselves (a delegated certificate of that organisation).
+    capture_signers: Mapping[str, Identity] = field(default_factory=dict)
+    #: Age limit of an RFC 9421 request signature (seconds).
+    signature_max_age: int = 300
+    #: Coroutines run for the app's lifetime (e.g. the dev node's block production).
+    background: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+
+@dataclass
+class Services:
+    node: NodeCore
+    settings: ApiSettings
+    index: EventIndex
+    admission: Admission
+    verifier: RequestVerifier
+    jobs: CaptureJobs
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.node.genesis
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+#: What a route declares to get the services: `svc: Svc`.
+Svc = Annotated[Services, Depends(services)]

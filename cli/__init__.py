@@ -1,0 +1,1 @@
+"""The `parktrace` command line: thin commands over the SDK, the node and the devtools."""
