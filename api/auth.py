@@ -1,26 +1,16 @@
 """Who is speaking: HTTP Message Signatures (RFC 9421) for EPCIS clients of `/capture` and
 for the audit API, in the profile `sdk.signing` defines. A client signs each request with
-its member key:
+its member key (the headers are shown there).
 
-    Content-Digest: sha-256=:<base64 of SHA-256(body)>:            (RFC 9530)
-    Signature-Input: pt=("@method" "@authority" "@path" "@query" "content-type"
-                         "content-digest");
-                     created=<unix time>;keyid="<certificate fingerprint>";alg="ed25519";
-                     nonce="<random>"
-    Signature: pt=:<base64 Ed25519 signature of the RFC 9421 signature base>:
-
-`keyid` is the SHA-256 fingerprint (hex) of the member's X.509 certificate, the same
-value that names the signer of a transaction. The node accepts the signature when the
-certificate is registered in the consortium, not revoked and valid now; when the
-signature is at most five minutes old; when it covers the method, authority, path, query
-and Content-Digest (which must match the body); and only once (a replay is refused).
+The node accepts the signature when the certificate is registered in the consortium, not
+revoked and valid now; when the signature is at most five minutes old; when it covers the
+method, authority, path, query and Content-Digest (which must match the body); and only
+once (a replay is refused).
 
 Why RFC 9421 and not mutual TLS: it authenticates the request itself, end to end,
 through any proxy or load balancer that terminates TLS, and it reuses the member's
 existing Ed25519 key and certificate fingerprint, with no TLS client-certificate setup
-on either side. A signature base always starts with a quoted component name, and every
-ledger-signed object starts with "parktrace/v1/", so a request signature can never be
-passed off as a signature over a transaction, a vote or anything else, or the reverse.
+on either side.
 """
 
 from __future__ import annotations

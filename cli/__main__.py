@@ -1,4 +1,4 @@
-"""`python -m api` runs the `parktrace` command line."""
+"""`python -m cli` runs the `parktrace` command line."""
 
 from cli.main import main
 

@@ -21,23 +21,17 @@ from rich.table import Table
 
 from cli.options import (
     AsJson,
-    CertFile,
-    ConsortiumDir,
-    KeyFile,
-    Org,
-    Passphrase,
+    Signer,
     Url,
-    User,
     Wait,
     err,
     fail,
-    load_identity,
+    with_signer,
 )
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from sdk.audit import AuditClient
 from sdk.client import DEFAULT_URL, ApiClientError
-from sdk.signing import Identity
 from traceability.epcis.document import parse_json
 
 app = typer.Typer(help="The regulator's audit: verify, compare, prove, trace, recall, report.")
@@ -52,17 +46,8 @@ console = Console()
 GenesisFile = Annotated[Path, typer.Option("--genesis", help="the consortium's genesis.json")]
 
 
-def _client(
-    url: str,
-    key: Path | None,
-    cert: Path | None,
-    consortium: Path | None,
-    org: str | None,
-    user: str | None,
-    passphrase_file: Path | None,
-) -> AuditClient:
-    identity: Identity = load_identity(key, cert, consortium, org, user, passphrase_file)
-    return AuditClient(url, identity=identity)
+def _client(url: str, signer: Signer) -> AuditClient:
+    return AuditClient(url, identity=signer.identity())
 
 
 def _call(client: AuditClient, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -113,18 +98,15 @@ def _load_json(path: Path, what: str) -> Any:
 
 
 @app.command()
+@with_signer
 def verify(
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Full-chain verification of the node's store: exit 1 naming the first bad height."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     report = _call(client, "verify")
     if as_json:
         _print_json(report)
@@ -147,6 +129,7 @@ def verify(
 
 
 @app.command()
+@with_signer
 def compare(
     node: Annotated[
         list[str] | None,
@@ -156,12 +139,8 @@ def compare(
         Path | None, typer.Option("--cluster", help="a cluster directory (cluster.json)")
     ] = None,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Ask every validator for its block digests; name the heights and nodes that differ.
@@ -181,7 +160,7 @@ def compare(
         nodes.update(parse_nodes(",".join(node or [])))
     except LedgerError as exc:
         fail(exc.message)
-    base = _client(url, key, cert, consortium, org, user, passphrase_file)
+    base = _client(url, signer)
     if nodes:
         clients = {k: AuditClient(v, identity=base.identity) for k, v in nodes.items()}
         try:
@@ -230,38 +209,32 @@ def _print_comparison(result: dict[str, Any]) -> None:
 
 
 @proof_app.command("receipt")
+@with_signer
 def proof_receipt(
     tx_id: Annotated[str, typer.Argument(help="transaction id")],
     out: Annotated[Path, typer.Option("--out", "-o", help="file to write")],
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
 ) -> None:
     """Save the receipt of any committed transaction."""
-    data = _call(_client(url, key, cert, consortium, org, user, passphrase_file), "receipt", tx_id)
+    data = _call(_client(url, signer), "receipt", tx_id)
     _write(out, data)
     console.print(escape(f"receipt of {tx_id} saved to {out}"), highlight=False)
 
 
 @proof_app.command("consistency")
+@with_signer
 def proof_consistency(
     first: Annotated[int, typer.Option("--first", min=1, help="earlier block height")],
     second: Annotated[int, typer.Option("--second", min=1, help="later block height")],
     out: Annotated[Path, typer.Option("--out", "-o", help="file to write")],
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
 ) -> None:
     """Save a proof that the ledger at block --second extends the ledger at block --first."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     _write(out, _call(client, "consistency", first, second))
     console.print(escape(f"consistency proof {first} → {second} saved to {out}"), highlight=False)
 
@@ -308,19 +281,16 @@ def proof_verify(
 
 
 @app.command()
+@with_signer
 def evidence(
     key_: Annotated[str | None, typer.Argument(metavar="KEY", help="one record's key")] = None,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Committed evidence of misbehaving validators (or one record, with its votes)."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     if key_ is not None:
         _print_json(_call(client, "evidence_detail", key_))
         return
@@ -374,6 +344,7 @@ LimitFilter = Annotated[int, typer.Option("--limit", min=1, max=10_000)]
 
 
 @app.command()
+@with_signer
 def search(
     of: OrgFilter = None,
     identifier: IdentifierFilter = None,
@@ -383,16 +354,12 @@ def search(
     until: UntilFilter = None,
     limit: LimitFilter = 1000,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Events by organisation (--of), identifier, lot, bizStep and time range."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     data = _call(client, "search", **_filters(of, identifier, lot, biz_step, since, until, limit))
     if as_json:
         _print_json(data)
@@ -408,6 +375,7 @@ def search(
 
 
 @app.command()
+@with_signer
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write")],
     of: OrgFilter = None,
@@ -418,15 +386,11 @@ def export(
     until: UntilFilter = None,
     limit: LimitFilter = 10_000,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
 ) -> None:
     """Save a search as CSV (same filters as `search`)."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     filters = _filters(of, identifier, lot, biz_step, since, until, limit)
     data = _call(client, "search_csv", **filters)
     _write(out, data)
@@ -461,23 +425,20 @@ def tree_lines(node: dict[str, Any], prefix: str = "", last: bool = True, top: b
 
 
 @app.command()
+@with_signer
 def trace(
     identifier: Annotated[str, typer.Argument(help="lot, class or EPC to trace")],
     forward: Annotated[
         bool, typer.Option("--forward/--backward", help="where it went / what went into it")
     ] = False,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Backward (default): plots, harvests, input lots, containers. --forward: units,
     boxes, cartons, outputs, shipments and where they arrived or were sold."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     data = _call(client, "trace", identifier, "forward" if forward else "backward")
     if as_json:
         _print_json(data)
@@ -507,22 +468,19 @@ def trace(
 
 
 @recall_app.command("create")
+@with_signer
 def recall_create(
     lot: Annotated[str, typer.Argument(help="the lot (or any identifier) to recall")],
     reason: Annotated[str, typer.Option("--reason", help="why, as the consumer will read it")],
     reference: Annotated[str | None, typer.Option("--reference", help="your file number")] = None,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     wait: Wait = 30,
 ) -> None:
     """Trace the lot forward, sign the recall here and record it: from the next
     transaction on, shipping or selling anything it reaches is refused."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     try:
         statuses = _call(client, "recall", lot, reason, reference=reference, wait=wait)
     except LedgerError as exc:
@@ -539,18 +497,15 @@ def recall_create(
 
 
 @recall_app.command("list")
+@with_signer
 def recall_list(
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Committed recalls and how many identifiers each reaches."""
-    data = _call(_client(url, key, cert, consortium, org, user, passphrase_file), "recalls")
+    data = _call(_client(url, signer), "recalls")
     if as_json:
         _print_json(data)
         return
@@ -564,19 +519,16 @@ def recall_list(
 
 
 @recall_app.command("status")
+@with_signer
 def recall_status(
     identifier: Annotated[str, typer.Argument(help="any unit, container or lot")],
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     as_json: AsJson = False,
 ) -> None:
     """Whether an identifier is affected by a recall (exit 1 if it is)."""
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     data = _call(client, "recall_status", identifier)
     if as_json:
         _print_json(data)
@@ -592,23 +544,20 @@ def recall_status(
 
 
 @report_app.command("create")
+@with_signer
 def report_create(
     out: Annotated[Path, typer.Option("--out", "-o", help="the signed report (JSON)")],
     pdf: Annotated[Path | None, typer.Option("--pdf", help="also write a PDF here")] = None,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
 ) -> None:
     """Have the node verify its chain, sign the report here, save it (and a PDF)."""
     from api.audit.pdf import render_pdf
     from api.audit.report import sign
     from ledger import codec
 
-    client = _client(url, key, cert, consortium, org, user, passphrase_file)
+    client = _client(url, signer)
     draft = _call(client, "report_draft")
     try:
         signed = sign(draft, client.identity)

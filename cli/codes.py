@@ -37,15 +37,10 @@ from rich.progress import (
 from api.codes import render
 from api.codes.sheets import LabelLayout, label_pdf
 from cli.options import (
-    CertFile,
-    ConsortiumDir,
-    KeyFile,
-    Org,
-    Passphrase,
+    Signer,
     Url,
-    User,
     fail,
-    load_identity,
+    with_signer,
 )
 from sdk.client import DEFAULT_URL, ApiClientError, ParkTraceClient
 from traceability.codes import CodeError
@@ -159,6 +154,7 @@ def _write_outputs(
 
 
 @app.command("issue")
+@with_signer
 def issue(
     lot: Annotated[str, typer.Option("--lot", help="the lot (batch) number, AI 10")],
     count: Annotated[int, typer.Option("--count", help="how many serialised codes")],
@@ -180,12 +176,8 @@ def issue(
     scale: Annotated[int, typer.Option("--scale", help="PNG/SVG pixels per module")] = 8,
     ec: Annotated[str, typer.Option("--ec", help="QR error correction: L, M, Q, H")] = "M",
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     wait: Annotated[float, typer.Option("--wait", help="seconds to wait for the commit")] = 30,
 ) -> None:
     """Issue COUNT serialised codes for a lot: one ledger transaction, then the images."""
@@ -196,7 +188,7 @@ def issue(
         fail("--ec: choose L, M, Q or H")
     if not 1 <= scale <= 40:
         fail("--scale: 1 to 40 pixels per module")
-    me = load_identity(key, cert, consortium, org, user, passphrase_file)
+    me = signer.identity()
     names = {k: v for k, v in (("en", name_en), ("zh", name_zh)) if v}
     with _session(url) as http:
         settings = _call(http, "GET", "/v1/codes/settings")

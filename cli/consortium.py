@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.options import fail
+from cli.options import fail, read_passphrase
 from ledger.consortium import ConsortiumConfig, build_consortium
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -29,13 +29,10 @@ app = typer.Typer(
 
 def _passphrase(encrypt: bool, passphrase_file: Path | None) -> bytes | None:
     if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            fail(f"cannot read passphrase file: {exc}")
-        if not text:
+        passphrase = read_passphrase(passphrase_file)
+        if not passphrase:
             fail(f"passphrase file {passphrase_file} is empty")
-        return text.encode("utf-8")
+        return passphrase
     if encrypt:
         text = typer.prompt(
             "Passphrase for the private keys", hide_input=True, confirmation_prompt=True

@@ -166,7 +166,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def main() -> None:  # pragma: no cover - `python -m api`
+def main() -> None:  # pragma: no cover - `python -m cli`
     sys.exit(app())
 
 

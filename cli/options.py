@@ -4,8 +4,12 @@ stderr, exit status 2 for bad input or a refusal unless told otherwise)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -47,6 +51,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def read_passphrase(path: Path | None) -> bytes | None:
+    """The passphrase held in `path` (its first line), None without a file, or exit."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n").encode()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
 def load_identity(
     key: Path | None,
     cert: Path | None,
@@ -57,12 +71,7 @@ def load_identity(
 ) -> Identity:
     """The member identity the common options name (every signing CLI command's), or exit
     with a clear message."""
-    passphrase = None
-    if passphrase_file is not None:
-        try:
-            passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n").encode()
-        except OSError as exc:
-            fail(f"cannot read {passphrase_file}: {exc.strerror}")
+    passphrase = read_passphrase(passphrase_file)
     try:
         if key is not None and cert is not None:
             return Identity.from_files(key, cert, passphrase)
@@ -73,3 +82,51 @@ def load_identity(
     except (OSError, ValueError, TypeError) as exc:
         fail(f"cannot load your key: {exc}")
     fail("signing needs your identity: --key and --cert, or --consortium and --org")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The member identity the identity options name, loaded only when a command signs."""
+
+    key: Path | None = None
+    cert: Path | None = None
+    consortium: Path | None = None
+    org: str | None = None
+    user: str | None = None
+    passphrase_file: Path | None = None
+
+    def identity(self) -> Identity:
+        return load_identity(
+            self.key, self.cert, self.consortium, self.org, self.user, self.passphrase_file
+        )
+
+
+_SIGNER_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+    for name, option in (
+        ("key", KeyFile),
+        ("cert", CertFile),
+        ("consortium", ConsortiumDir),
+        ("org", Org),
+        ("user", User),
+        ("passphrase_file", Passphrase),
+    )
+]
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def with_signer(command: Command) -> Command:
+    """Give `command` the identity options; it receives them as one `signer: Signer`.
+
+    Every signing command takes the same six options; declaring them once keeps their names,
+    help and environment variables the same everywhere."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "signer"]
+
+    @functools.wraps(command)
+    def run(**options: Any) -> Any:
+        signer = Signer(**{p.name: options.pop(p.name) for p in _SIGNER_OPTIONS})
+        return command(signer=signer, **options)
+
+    run.__signature__ = signature.replace(parameters=[*own, *_SIGNER_OPTIONS])  # type: ignore[attr-defined]
+    return run  # type: ignore[return-value]

@@ -21,6 +21,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.options import (
+    AsJson,
+    Signer,
+    Url,
+    Wait,
+    err,
+    fail,
+    with_signer,
+)
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
@@ -29,21 +38,6 @@ from sdk.signing import Identity
 from traceability.epcis.document import check_document, parse_json
 from traceability.epcis.records import EPCIS_TX_TYPE
 from traceability.epcis.rules import EVENT_TYPES
-
-from .options import (
-    AsJson,
-    CertFile,
-    ConsortiumDir,
-    KeyFile,
-    Org,
-    Passphrase,
-    Url,
-    User,
-    Wait,
-    err,
-    fail,
-    load_identity,
-)
 
 console = Console()
 
@@ -70,16 +64,13 @@ def _refused(exc: ApiClientError) -> NoReturn:
 # -- submit ----------------------------------------------------------------------------
 
 
+@with_signer
 def submit(
     file: Annotated[Path, typer.Argument(help="a payload to sign, or a signed envelope")],
     tx_type: Annotated[str, typer.Option("--type", help="transaction type")] = EPCIS_TX_TYPE,
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     wait: Wait = 0,
     receipt: Annotated[
         Path | None, typer.Option("--receipt", help="with --wait: save the receipt here")
@@ -98,7 +89,7 @@ def submit(
                     data = {"event": data}
                 if not isinstance(data, dict):
                     fail(f"{file}: a payload is a JSON object")
-                client.identity = load_identity(key, cert, consortium, org, user, passphrase_file)
+                client.identity = signer.identity()
                 tx = client.sign(tx_type, data)
             status = client.submit(tx, wait=wait)
             if receipt is not None and status.get("state") == "committed":
@@ -122,15 +113,12 @@ def submit(
 # -- capture and import ----------------------------------------------------------------
 
 
+@with_signer
 def capture(
     document: Annotated[Path, typer.Argument(help="EPCIS document (JSON / JSON-LD)")],
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     proceed: Annotated[
         bool, typer.Option("--proceed", help="record the valid events even if some are not")
     ] = False,
@@ -145,7 +133,7 @@ def capture(
         checked = check_document(doc)
     except LedgerError as exc:
         fail(f"{document}: {exc.message}")
-    identity = load_identity(key, cert, consortium, org, user, passphrase_file)
+    identity = signer.identity()
     with _client(url, identity) as client:
         try:
             report = client.capture(checked, behaviour="proceed" if proceed else "rollback")
@@ -158,15 +146,12 @@ def capture(
     _print_report(report, str(document), wait > 0, as_json)
 
 
+@with_signer
 def import_(
     file: Annotated[Path, typer.Argument(help="FILE.csv or FILE.jsonld / .json")],
     url: Url = DEFAULT_URL,
-    key: KeyFile = None,
-    cert: CertFile = None,
-    consortium: ConsortiumDir = None,
-    org: Org = None,
-    user: User = None,
-    passphrase_file: Passphrase = None,
+    *,
+    signer: Signer,
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", help="CSV extension prefix: PREFIX=URI (repeatable)"),
@@ -197,7 +182,7 @@ def import_(
         fail(f"cannot read {file}: {exc.strerror or exc}")
     except (LedgerError, ValueError) as exc:
         fail(f"{file}: {getattr(exc, 'message', str(exc))}")
-    identity = None if dry_run else load_identity(key, cert, consortium, org, user, passphrase_file)
+    identity = None if dry_run else signer.identity()
     report = CaptureReport()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with (

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import err, fail
+from cli.options import err, fail, read_passphrase
 from ledger.errors import LedgerError
 from sdk.client import DEFAULT_PORT
 
@@ -52,12 +52,7 @@ def serve(
 
     if not solo:
         fail("only --solo is available here; consortium members serve the API from their node")
-    passphrase = None
-    if passphrase_file is not None:
-        try:
-            passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n").encode()
-        except OSError as exc:
-            fail(f"cannot read {passphrase_file}: {exc.strerror}")
+    passphrase = read_passphrase(passphrase_file)
     try:
         park = Consortium.load(consortium, passphrase)
         keys = park.validator_keys

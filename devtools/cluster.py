@@ -202,7 +202,7 @@ def start(directory: Path, node_id: str) -> int:
     folder = (directory / node_id).resolve()
     with open(folder / "node.log", "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api", "node", "run", "--config", str(folder / "node.toml")],
+            [sys.executable, "-m", "cli", "node", "run", "--config", str(folder / "node.toml")],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -38,7 +38,7 @@ class Server:
 
 def parktrace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api", *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     Consortium.sample(seed=b"cli tests").write(root / "consortium")
     port = free_ports(0)
     command = [
-        sys.executable, "-m", "api", "serve", "--solo",
+        sys.executable, "-m", "cli", "serve", "--solo",
         "--consortium", str(root / "consortium"), "--db", str(root / "node.db"),
         "--port", str(port), "--block-interval", "0.05",
     ]  # fmt: skip

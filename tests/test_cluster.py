@@ -270,7 +270,7 @@ def test_health_and_metrics(net: Cluster) -> None:
 
 def test_cluster_status_and_down_commands(net: Cluster) -> None:
     status = subprocess.run(
-        [sys.executable, "-m", "api", "cluster", "status", "--dir", str(net.dir)],
+        [sys.executable, "-m", "cli", "cluster", "status", "--dir", str(net.dir)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -283,7 +283,7 @@ def test_cluster_status_and_down_commands(net: Cluster) -> None:
 def test_cluster_down_stops_every_node_cleanly(net: Cluster) -> None:
     pids = {m.id: cluster.pid_of(net.dir, m.id) for m in net.members}
     down = subprocess.run(
-        [sys.executable, "-m", "api", "cluster", "down", "--dir", str(net.dir)],
+        [sys.executable, "-m", "cli", "cluster", "down", "--dir", str(net.dir)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -11,7 +11,6 @@ import random
 import re
 import shutil
 import subprocess
-import time
 import zipfile
 import zlib
 
@@ -66,19 +65,6 @@ def test_1000_issued_codes_decode_with_zbar(issued: list[str]) -> None:
         image = Image.open(io.BytesIO(render.png(uri, scale=4)))
         found = pyzbar.decode(image, symbols=[pyzbar.ZBarSymbol.QRCODE])
         assert [f.data.decode("utf-8") for f in found] == [uri]
-
-
-def test_bulk_rendering_reaches_1000_png_per_second(issued: list[str]) -> None:
-    """The label-line requirement, on one core (best of three runs of 300 images; the
-    full measurement with the pure-Python baseline is bench/codes.py)."""
-    best = 0.0
-    for attempt in range(3):
-        chunk = issued[attempt * 300 : (attempt + 1) * 300]
-        started = time.perf_counter()
-        for uri in chunk:
-            render.png(uri)
-        best = max(best, len(chunk) / (time.perf_counter() - started))
-    assert best >= 1000, f"{best:.0f} PNG/s"
 
 
 def test_error_correction_level_is_m_by_default(issued: list[str]) -> None:

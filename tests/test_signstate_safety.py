@@ -209,7 +209,7 @@ def test_sign_state_ahead_of_a_lost_store_catches_up_then_votes(net: Net) -> Non
 def test_operator_reset_records_a_floor_and_node_run_refuses_in_one_line(net: Net) -> None:
     node_id = next(iter(net.by_id))
     config = net.dir / node_id / "node.toml"
-    cli = [sys.executable, "-m", "api", "node"]
+    cli = [sys.executable, "-m", "cli", "node"]
     refused = subprocess.run(
         [*cli, "reset-signstate", "--config", str(config)], capture_output=True, text=True
     )
