@@ -189,7 +189,7 @@ def pid_of(directory: Path, node_id: str) -> int | None:
         pid = int(pid_file.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 def start(directory: Path, node_id: str) -> int:
@@ -257,7 +257,7 @@ def stop(directory: Path, node_id: str, timeout: float = 20.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             break
         time.sleep(0.1)
     else:
@@ -266,7 +266,7 @@ def stop(directory: Path, node_id: str, timeout: float = 20.0) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Alive and not a zombie (our own children linger as zombies until reaped)."""
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)

@@ -32,17 +32,10 @@ from ledger.store import Store
 from nodes.config import BlockConfig
 from sdk.audit import AuditClient
 from sdk.signing import Identity
+from tests.localnet import FAST
 
 pytestmark = pytest.mark.slow
 
-FAST = {
-    "timeout_propose": 1.0,
-    "timeout_propose_delta": 0.5,
-    "timeout_prevote": 0.5,
-    "timeout_prevote_delta": 0.25,
-    "timeout_precommit": 0.5,
-    "timeout_precommit_delta": 0.25,
-}
 REGULATOR = "market-supervision-bureau"
 #: `parktrace node run`, with the audit router on the app if it is not there already.
 LAUNCHER = """

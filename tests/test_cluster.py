@@ -7,7 +7,6 @@ on every node at the end, and every node's store passes `parktrace verify`.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,64 +15,26 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devtools import cluster
 from devtools.samples import sample_event_tx
-from ledger.consortium import Consortium
-from ledger.genesis import Genesis
 from ledger.store import Store
-from nodes.config import BlockConfig
+from tests.localnet import LocalNet
 
 pytestmark = pytest.mark.slow
 
-FAST = {
-    "timeout_propose": 1.0,
-    "timeout_propose_delta": 0.5,
-    "timeout_prevote": 0.5,
-    "timeout_prevote_delta": 0.25,
-    "timeout_precommit": 0.5,
-    "timeout_precommit_delta": 0.25,
-}
 
+class Cluster(LocalNet):
+    """The four-node net with a load generator and a record of what was acknowledged."""
 
-class Cluster:
     def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.members = cluster.create(
-            directory,
-            nodes=4,
-            p2p_port=cluster.free_ports(),
-            api_port=cluster.free_ports(),
-            blocks=BlockConfig(max_txs=500, batch_ms=50, idle_ms=1000),
-            consensus=FAST,
-        )
-        self.by_id = {m.id: m for m in self.members}
-        self.consortium = Consortium.load(directory / "consortium")
-        self.genesis: Genesis = self.consortium.genesis
+        super().__init__(directory)
         self.acknowledged: set[str] = set()
-        self.http = httpx.Client(timeout=30)
         self.counter = 0
 
-    def start(self, *ids: str) -> None:
-        for node_id in ids or self.by_id:
-            cluster.start(self.dir, node_id)
-        missing = cluster.wait_ready(self.dir, [self.by_id[i] for i in ids or self.by_id], 60)
-        assert not missing, f"never ready: {missing}; {self.log_tail(missing[0])}"
-
-    def log_tail(self, node_id: str) -> str:
-        return (self.dir / node_id / "node.log").read_text()[-3000:]
-
     def kill(self, node_id: str) -> None:
-        pid = cluster.pid_of(self.dir, node_id)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        while cluster._alive(pid):
-            time.sleep(0.05)
-
-    def height(self, node_id: str) -> int:
-        return self.http.get(f"{self.by_id[node_id].url}/healthz").json()["height"]
+        self.signal(node_id, signal.SIGKILL)
 
     def txs(self, count: int) -> list:
         made = [sample_event_tx(self.consortium, self.counter + i) for i in range(count)]
@@ -115,9 +76,6 @@ class Cluster:
                 time.sleep(0.2)
         assert not remaining, f"{len(remaining)} not committed on {node_id}"
 
-    def store(self, node_id: str) -> Store:
-        return Store(f"sqlite:///{self.dir / node_id / 'node.db'}", migrate=False)
-
     def block_hashes(self, node_id: str, upto: int) -> list[str]:
         store = self.store(node_id)
         try:
@@ -140,9 +98,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     c.start()
     yield c
-    for member in c.members:
-        cluster.stop(c.dir, member.id)
-    c.http.close()
+    c.stop_all()
 
 
 def test_1_four_nodes_commit_1000_transactions_and_agree(net: Cluster) -> None:
@@ -228,7 +184,7 @@ def test_5_nothing_acknowledged_is_missing_and_every_store_verifies(net: Cluster
             [
                 sys.executable,
                 "-m",
-                "api",
+                "cli",
                 "verify",
                 "--genesis",
                 str(genesis_file),
@@ -290,8 +246,8 @@ def test_cluster_down_stops_every_node_cleanly(net: Cluster) -> None:
     )
     assert down.returncode == 0, down.stderr
     for node_id, pid in pids.items():
-        assert pid is not None and not cluster._alive(pid)
-        assert "stopped cleanly" in net.log_tail(node_id), node_id
+        assert pid is not None and not cluster.alive(pid)
+        assert "stopped cleanly" in net.log(node_id)[-3000:], node_id
 
 
 def test_node_with_a_tampered_store_refuses_to_start(net: Cluster) -> None:
@@ -317,7 +273,7 @@ def test_node_with_a_tampered_store_refuses_to_start(net: Cluster) -> None:
         [
             sys.executable,
             "-m",
-            "api",
+            "cli",
             "node",
             "run",
             "--config",

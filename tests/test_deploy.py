@@ -40,7 +40,7 @@ from ledger.crypto import PrivateKey
 from nodes.config import BlockConfig, NodeConfig, render
 from sdk.audit import AuditClient
 from sdk.signing import Identity, sign_request
-from tests.test_cluster import FAST
+from tests.localnet import FAST
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()

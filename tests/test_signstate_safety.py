@@ -20,57 +20,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devtools import cluster
 from devtools.samples import sample_event_tx
-from ledger.consortium import Consortium
-from ledger.store import Store
 from nodes.config import BlockConfig
-from tests.test_cluster import FAST
+from tests.localnet import LocalNet
 
 pytestmark = pytest.mark.slow
 
 
-class Net:
+class Net(LocalNet):
     def __init__(self, directory: Path) -> None:
-        self.dir = directory
         # A long idle interval: between heartbeat blocks the height stays put, so the
         # test can freeze peers before the next height starts.
-        self.members = cluster.create(
-            directory,
-            nodes=4,
-            p2p_port=cluster.free_ports(),
-            api_port=cluster.free_ports(),
-            blocks=BlockConfig(max_txs=200, batch_ms=50, idle_ms=4000),
-            consensus=FAST,
+        super().__init__(
+            directory, blocks=BlockConfig(max_txs=200, batch_ms=50, idle_ms=4000), timeout=10
         )
-        self.by_id = {m.id: m for m in self.members}
-        self.consortium = Consortium.load(directory / "consortium")
         self.validators = self.consortium.genesis.validator_set()
-        self.http = httpx.Client(timeout=10)
         self.counter = 0
-
-    def start(self, *ids: str) -> None:
-        for node_id in ids:
-            cluster.start(self.dir, node_id)
-        missing = cluster.wait_ready(self.dir, [self.by_id[i] for i in ids], 60)
-        assert not missing, f"never ready: {missing}; {self.log(missing[0])[-3000:]}"
-
-    def log(self, node_id: str) -> str:
-        return (self.dir / node_id / "node.log").read_text(errors="replace")
-
-    def signal(self, node_id: str, sig: signal.Signals) -> None:
-        pid = cluster.pid_of(self.dir, node_id)
-        assert pid is not None, f"{node_id} is not running"
-        os.kill(pid, sig)
-        if sig is signal.SIGKILL:
-            while cluster._alive(pid):
-                time.sleep(0.05)
-
-    def health(self, node_id: str) -> dict:
-        return self.http.get(f"{self.by_id[node_id].url}/healthz").json()
 
     def sign_state(self, node_id: str) -> dict | None:
         path = self.dir / node_id / "signstate.json"
@@ -78,9 +46,6 @@ class Net:
             return json.loads(path.read_bytes())
         except (FileNotFoundError, ValueError):
             return None
-
-    def store(self, node_id: str) -> Store:
-        return Store(f"sqlite:///{self.dir / node_id / 'node.db'}", migrate=False)
 
     def nudge(self, node_id: str) -> None:
         """One transaction: the cluster starts the next height now instead of idling."""

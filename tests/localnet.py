@@ -1,0 +1,95 @@
+"""A consortium of real node processes on this machine, for tests: each node a
+`parktrace node run` process of its own (`devtools.cluster`), with the handles a test
+needs to start, stop, signal and inspect them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devtools import cluster
+from ledger.consortium import Consortium
+from ledger.genesis import Genesis
+from ledger.store import Store
+from nodes.config import BlockConfig
+
+#: Consensus timeouts short enough that a lost round costs a test about a second.
+FAST = {
+    "timeout_propose": 1.0,
+    "timeout_propose_delta": 0.5,
+    "timeout_prevote": 0.5,
+    "timeout_prevote_delta": 0.25,
+    "timeout_precommit": 0.5,
+    "timeout_precommit_delta": 0.25,
+}
+
+
+class LocalNet:
+    """Four (or `nodes`) validators created under `directory`, none started yet."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        nodes: int = 4,
+        blocks: BlockConfig | None = None,
+        timeout: float = 30,
+        **create: Any,
+    ) -> None:
+        self.dir = directory
+        self.members = cluster.create(
+            directory,
+            nodes=nodes,
+            p2p_port=cluster.free_ports(),
+            api_port=cluster.free_ports(),
+            blocks=blocks or BlockConfig(max_txs=500, batch_ms=50, idle_ms=1000),
+            consensus=FAST,
+            **create,
+        )
+        self.by_id = {m.id: m for m in self.members}
+        self.consortium = Consortium.load(directory / "consortium")
+        self.genesis: Genesis = self.consortium.genesis
+        self.http = httpx.Client(timeout=timeout)
+
+    def url(self, node_id: str) -> str:
+        return self.by_id[node_id].url
+
+    def start(self, *ids: str) -> None:
+        """Start `ids` (all nodes if none) and wait until each answers /healthz."""
+        ids = ids or tuple(self.by_id)
+        for node_id in ids:
+            cluster.start(self.dir, node_id)
+        missing = cluster.wait_ready(self.dir, [self.by_id[i] for i in ids], 60)
+        assert not missing, f"never ready: {missing}; {self.log(missing[0])[-3000:]}"
+
+    def stop_all(self) -> None:
+        for member in self.members:
+            cluster.stop(self.dir, member.id)
+        self.http.close()
+
+    def log(self, node_id: str) -> str:
+        return (self.dir / node_id / "node.log").read_text(errors="replace")
+
+    def signal(self, node_id: str, sig: signal.Signals) -> None:
+        """Send `sig` to the node's process; after SIGKILL, wait until it is gone."""
+        pid = cluster.pid_of(self.dir, node_id)
+        assert pid is not None, f"{node_id} is not running"
+        os.kill(pid, sig)
+        if sig is signal.SIGKILL:
+            while cluster.alive(pid):
+                time.sleep(0.05)
+
+    def health(self, node_id: str) -> dict[str, Any]:
+        return self.http.get(f"{self.url(node_id)}/healthz").json()
+
+    def height(self, node_id: str) -> int:
+        return self.health(node_id)["height"]
+
+    def store(self, node_id: str) -> Store:
+        """The node's own database, opened beside it (read it; never write)."""
+        return Store(f"sqlite:///{self.dir / node_id / 'node.db'}", migrate=False)
