@@ -4,15 +4,9 @@ must be on the page and fit the screen; the screenshots stay in test-artifacts/.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.codes.service import CodesSettings, install
@@ -21,50 +15,12 @@ from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
 
+from .browser import ARTIFACTS, Server, chromium, needs_chromium
 from .test_resolver import HOST, RESOLVER, Clock
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="chromium is not installed (see .ci/run)"
-)
-
-
-class Server:
-    """The API on a loopback port, in a thread, for the browser to load."""
-
-    def __init__(self, app) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.server.started, "the test server did not start"
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.socket.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -82,25 +38,15 @@ def site(park: Consortium, tmp_path_factory) -> Iterator[tuple[str, dict[str, Ca
 
 @pytest.fixture(scope="module")
 def phone(tmp_path_factory) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport=PHONE,
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            java_script_enabled=False,
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(
+        tmp_path_factory.mktemp("chromium-profile"),
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        java_script_enabled=False,
+    ) as context:
+        yield context
 
 
 def fits_the_screen(page, selector: str) -> None:

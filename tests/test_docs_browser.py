@@ -6,7 +6,6 @@ test-artifacts/."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,11 +17,9 @@ from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
 
-from .test_browser import ARTIFACTS, CHROMIUM, FLAGS, Server
+from .browser import ARTIFACTS, Server, chromium, needs_chromium
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="chromium is not installed (see .ci/run)"
-)
+pytestmark = needs_chromium
 DESKTOP = {"width": 1280, "height": 900}
 
 
@@ -55,21 +52,8 @@ class OfflineBrowser:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory) -> Iterator[OfflineBrowser]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-docs-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport=DESKTOP,
-        )
-        try:
-            yield OfflineBrowser(context)
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-docs-profile"), viewport=DESKTOP) as context:
+        yield OfflineBrowser(context)
 
 
 def open_offline(browser: OfflineBrowser, url: str):
