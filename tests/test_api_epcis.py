@@ -21,10 +21,10 @@ from ledger.store import Store
 from nodes.solo import SoloNode
 from sdk.client import ApiClientError, ParkTraceClient
 from sdk.signing import Identity, sign_request
+from tests.testdata import EPCIS_EXAMPLES
 from traceability.epcis.document import check_document, parse_json
 from traceability.epcis.schema import schema_problems
 
-EXAMPLES = Path("/work/shared/testdata/epcis/JSON")
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 ROLES = ["producer", "processor", "logistics", "inspector", "retailer", "regulator"]
 
@@ -120,9 +120,8 @@ def _ledgers_for(paths: list[Path]) -> list[list[Path]]:
     return [members for _, members in groups]
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="GS1 example documents not present")
 def test_every_official_example_is_captured(lab: Consortium, start: Start) -> None:
-    paths = sorted(EXAMPLES.rglob("*.jsonld"))
+    paths = sorted(EPCIS_EXAMPLES.rglob("*.jsonld"))
     assert len(paths) >= 40
     signers = {"lab": identity(lab, "lab", "gateway")}
     recorded = 0
@@ -154,7 +153,7 @@ def _signed_post(client: TestClient, who: Identity, body: bytes, **headers: str)
 
 def test_capture_authentication(lab: Consortium, park: Consortium, start: Start) -> None:
     client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
-    body = (EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes()
+    body = (EPCIS_EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes()
     me = identity(lab, "lab", "client")
 
     unsigned = client.post("/capture", content=body, headers={"content-type": "application/json"})
@@ -227,7 +226,7 @@ def test_capture_needs_a_delegated_signer_and_obeys_policy(park: Consortium, sta
 def test_invalid_documents_are_rejected_with_field_and_rule(lab: Consortium, start: Start) -> None:
     client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
     me = identity(lab, "lab", "client")
-    doc = parse_json((EXAMPLES / "Example_9.6.1-ObjectEvent.jsonld").read_bytes())
+    doc = parse_json((EPCIS_EXAMPLES / "Example_9.6.1-ObjectEvent.jsonld").read_bytes())
     doc["epcisBody"]["eventList"][1]["bizStep"] = "https://ref.gs1.org/cbv/BizStep-receiving"
     response = _signed_post(client, me, json.dumps(doc).encode())
     assert response.status_code == 400

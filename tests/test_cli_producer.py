@@ -19,6 +19,7 @@ import pytest
 from devtools.cluster import free_ports
 from ledger.consortium import Consortium
 from ledger.genesis import Genesis
+from tests.testdata import EPCIS_EXAMPLES
 from traceability.epcis.document import parse_json
 from traceability.receipts import ReceiptError, verify_receipt
 
@@ -200,9 +201,7 @@ def test_receipt_over_http_verifies_offline(server: Server, tmp_path: Path) -> N
 
 
 def test_capture_and_query_through_the_cli(server: Server, tmp_path: Path) -> None:
-    doc = Path("/work/shared/testdata/epcis/JSON/Example_9.6.3-AggregationEvent.jsonld")
-    if not doc.exists():
-        pytest.skip("GS1 example documents not present")
+    doc = EPCIS_EXAMPLES / "Example_9.6.3-AggregationEvent.jsonld"
     data = json.loads(doc.read_text())
     data["epcisBody"]["eventList"][0]["bizStep"] = "packing"  # a step the factory may record
     (tmp_path / "doc.jsonld").write_text(json.dumps(data))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import EncodingError, TooLargeError
+from tests.testdata import EPCIS_EXAMPLE_FILES, EPCIS_EXAMPLES
+from traceability.epcis.context import STANDARD_CONTEXTS
 from traceability.epcis.csvformat import CsvFormatError, read_csv
 from traceability.epcis.document import check_document, parse_json
 from traceability.epcis.hashid import assign_event_ids, event_hash_ids
@@ -18,9 +20,7 @@ from traceability.epcis.problems import EpcisValidationError
 from traceability.epcis.query import EventQuery, QueryParameterError
 from traceability.epcis.records import check_payload, event_id_of
 
-EXAMPLES = Path("/work/shared/testdata/epcis/JSON")
-EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.jsonld"))
-BASE = EXAMPLES / "Example_9.6.1-ObjectEvent.jsonld"
+BASE = EPCIS_EXAMPLES / "Example_9.6.1-ObjectEvent.jsonld"
 
 
 def load(path: Path) -> dict:
@@ -45,8 +45,11 @@ def mutated(change: Callable[[dict, dict], object]) -> dict:
     return doc
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="GS1 example documents not present")
-@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def _example_id(path: Path) -> str:
+    return str(path.relative_to(EPCIS_EXAMPLES))
+
+
+@pytest.mark.parametrize("path", EPCIS_EXAMPLE_FILES, ids=_example_id)
 def test_every_official_example_is_valid(path: Path) -> None:
     checked = check_document(load(path))
     assert not checked.rejected, [str(e) for _, e in checked.rejected]
@@ -171,7 +174,7 @@ def test_hash_ids_are_gs1s_and_deterministic() -> None:
     first = event_hash_ids(doc["@context"], events)
     # Hashing an unrelated document in between must not change the result (the reference
     # implementation keeps prefixes in a global; we clear it).
-    other = load(EXAMPLES / "WithSensorData" / "SensorDataExample10.jsonld")
+    other = load(EPCIS_EXAMPLES / "WithSensorData" / "SensorDataExample10.jsonld")
     event_hash_ids(other["@context"], other["epcisBody"]["eventList"])
     assert event_hash_ids(doc["@context"], events) == first
     assert all(h.startswith("ni:///sha-256;") and h.endswith("?ver=CBV2.0") for h in first)
@@ -182,7 +185,7 @@ def test_hash_ids_are_gs1s_and_deterministic() -> None:
 
 
 def test_events_the_reference_code_cannot_hash_get_a_stable_fallback_id() -> None:
-    doc = load(EXAMPLES / "Example-TransactionEvents-2020_07_03y.jsonld")
+    doc = load(EPCIS_EXAMPLES / "Example-TransactionEvents-2020_07_03y.jsonld")
     event = doc["epcisBody"]["eventList"][0]  # a bizTransaction without a type
     ids = assign_event_ids(doc["@context"], [event])
     assert ids[0].startswith("urn:uuid:")
@@ -260,3 +263,39 @@ def test_schema_file_is_packaged() -> None:
     )
     assert official_schema() == shipped
     assert "bizStep" in official_schema()["definitions"]
+
+
+def _with_context(value: object, url: str) -> object:
+    """`value` with every standard context URL in it replaced by `url`."""
+    if isinstance(value, list):
+        return [_with_context(v, url) for v in value]
+    return url if value in STANDARD_CONTEXTS else value
+
+
+@pytest.mark.parametrize("url", STANDARD_CONTEXTS)
+@pytest.mark.parametrize("path", EPCIS_EXAMPLE_FILES, ids=_example_id)
+def test_every_official_example_is_valid_under_each_url_gs1_publishes_the_context_at(
+    path: Path, url: str
+) -> None:
+    doc = load(path)
+    doc["@context"] = _with_context(doc["@context"], url)
+    assert url in json.dumps(doc["@context"])
+    checked = check_document(doc)
+    assert not checked.rejected, [str(e) for _, e in checked.rejected]
+    assert checked.events
+
+
+def test_an_event_without_id_gets_the_same_hash_id_whichever_url_names_the_context() -> None:
+    ids = set()
+    for url in STANDARD_CONTEXTS:
+        doc = load(BASE)
+        doc["@context"] = _with_context(doc["@context"], url)
+        del doc["epcisBody"]["eventList"][0]["eventID"]
+        ids.add(check_document(doc).events[0].event["eventID"])
+    assert len(ids) == 1 and next(iter(ids)).startswith("ni:///sha-256;"), ids
+
+
+def test_a_context_gs1_does_not_publish_is_still_refused() -> None:
+    doc = load(BASE)
+    doc["@context"] = ["https://example.com/epcis-context.jsonld"]
+    assert first_problem(doc)[1] == "no-remote-context"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,17 +30,14 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.testdata import RFC6962
 
-# PARKTRACE_SHARED points at the shared directory (the one holding testdata/).
-SHARED = Path(os.environ.get("PARKTRACE_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-DATA = SHARED / "testdata" / "rfc6962"
-
-INCLUSION_FILES = sorted(DATA.glob("inclusion/**/*.json"))
-CONSISTENCY_FILES = sorted(DATA.glob("consistency/**/*.json"))
+INCLUSION_FILES = sorted(RFC6962.glob("inclusion/**/*.json"))
+CONSISTENCY_FILES = sorted(RFC6962.glob("consistency/**/*.json"))
 
 
 def _rel(path: Path) -> str:
-    return path.relative_to(DATA).as_posix()
+    return path.relative_to(RFC6962).as_posix()
 
 
 def _b64(value: str) -> bytes:
@@ -138,8 +134,8 @@ def _flip(data: bytes, bit: int) -> bytes:
 
 def test_testdata_present() -> None:
     # A missing directory would otherwise just parametrize zero cases and pass.
-    assert len(INCLUSION_FILES) > 50, f"no inclusion vectors under {DATA}"
-    assert len(CONSISTENCY_FILES) > 50, f"no consistency vectors under {DATA}"
+    assert len(INCLUSION_FILES) > 50, f"no inclusion vectors under {RFC6962}"
+    assert len(CONSISTENCY_FILES) > 50, f"no consistency vectors under {RFC6962}"
     assert _happy(INCLUSION_FILES) and _happy(CONSISTENCY_FILES)
 
 
@@ -220,7 +216,7 @@ def test_generated_consistency_matches_testdata(path: Path) -> None:
 
 
 def test_single_entry_tree() -> None:
-    p = _load(DATA / "inclusion" / "single-entry" / "matching-root-and-leaf.json")
+    p = _load(RFC6962 / "inclusion" / "single-entry" / "matching-root-and-leaf.json")
     assert p["root"] == p["leafHash"] == leaf_hash(b"data")
     assert root_of([p["leafHash"]]) == p["root"]
     assert inclusion_proof([p["leafHash"]], 0) == []

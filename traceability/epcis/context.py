@@ -1,10 +1,11 @@
 """JSON-LD `@context` of EPCIS documents: which contexts are accepted, which namespace
 prefixes they declare.
 
-Only the standard EPCIS 2.0 context may be named by URL; everything else is declared
-inline (`{"ex": "https://ns.example.com/"}`). A node never fetches a context from the
-network: that would make validation depend on a third party's server being up and
-unchanged, and let a document make the node issue requests of its choosing.
+Only the standard EPCIS 2.0 context may be named by URL (any URL GS1 publishes it at);
+everything else is declared inline (`{"ex": "https://ns.example.com/"}`). A node never
+fetches a context from the network: that would make validation depend on a third party's
+server being up and unchanged, and let a document make the node issue requests of its
+choosing.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 
 from traceability.epcis.problems import Problem, join_path
 
-#: The EPCIS 2.0 standard context, by the URLs GS1 publishes it under.
+#: The EPCIS 2.0 standard context, by the URLs GS1 publishes it under: the versioned one,
+#: GS1's hosted unversioned one (which other EPCIS 2.0 implementations name), and the
+#: standard's repository. They are one context: naming any of them is naming the standard.
 STANDARD_CONTEXTS = (
     "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+    "https://ref.gs1.org/standards/epcis/epcis-context.jsonld",
     "https://gs1.github.io/EPCIS/epcis-context.jsonld",
 )
 DEFAULT_CONTEXT = STANDARD_CONTEXTS[0]

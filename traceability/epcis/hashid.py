@@ -34,11 +34,14 @@ from traceability.epcis.context import STANDARD_CONTEXTS
 from traceability.epcis.problems import EpcisValidationError, Problem
 
 _LOCK = threading.Lock()
-#: The standard contexts as the reference implementation bundles them (file per URL).
+#: The standard contexts as the reference implementation bundles them (file per URL); GS1's
+#: unversioned URL names the current version, 2.0.0.
 _BUNDLED = {
     "https://gs1.github.io/EPCIS/epcis-context.jsonld":
         "14b10c9d3e92d35f577bfc610fe5ec15aa2941124987919389d7cd9998516861.jsonld",
     "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld":
+        "e532647e8eb371379b8b0e8602d8981c8566bc60f7351f22c76a5bc865962008.jsonld",
+    "https://ref.gs1.org/standards/epcis/epcis-context.jsonld":
         "e532647e8eb371379b8b0e8602d8981c8566bc60f7351f22c76a5bc865962008.jsonld",
 }  # fmt: skip
 
