@@ -39,18 +39,30 @@ class Prepared:
     error: LedgerError | None = None
     #: the event carries no eventID: `event_id` is its GS1 event hash ID
     hashed: bool = False
+    #: an error declaration, which repeats the eventID of the event it declares erroneous
+    declaration: bool = False
+
+    @property
+    def claim(self) -> str | None:
+        """What it records once: an event, or the declaration that an event is erroneous."""
+        if self.event_id is None:
+            return None
+        return f"error declaration for {self.event_id}" if self.declaration else self.event_id
 
 
 def prepare_one(index: int, tx: Transaction, where: str = "") -> Prepared:
     """Check what the API adds to the node's rules; `where` prefixes error paths."""
     try:
-        event_id, hashed = None, False
-        if tx.type == EPCIS_TX_TYPE:
-            event = check_payload(tx.payload, "body.payload")
-            event_id, hashed = event_id_of(event), "eventID" not in event
-            if "errorDeclaration" in event:
-                event_id = None  # it repeats the eventID of the event it declares erroneous
-        return Prepared(index, tx, event_id, hashed=hashed)
+        if tx.type != EPCIS_TX_TYPE:
+            return Prepared(index, tx)
+        event = check_payload(tx.payload, "body.payload")
+        return Prepared(
+            index,
+            tx,
+            event_id_of(event),
+            hashed="eventID" not in event,
+            declaration="errorDeclaration" in event,
+        )
     except LedgerError as exc:
         return Prepared(index, tx, None, relabel(exc, where) if where else exc)
 
@@ -78,7 +90,11 @@ class Admission:
     async def recorded(self, prepared: list[Prepared]) -> dict[str, str]:
         """Hash ID -> committed tx id, for the prepared events without an eventID already
         on the chain (the block rule judges eventIDs)."""
-        ids = [p.event_id for p in prepared if p.hashed and p.event_id and p.error is None]
+        ids = [
+            p.event_id
+            for p in prepared
+            if p.hashed and not p.declaration and p.event_id and p.error is None
+        ]
         if not ids:
             return {}
         return await anyio.to_thread.run_sync(self.index.known_event_ids, ids)
@@ -118,9 +134,9 @@ class Admission:
                 if item.error is not None:
                     raise item.error
                 assert item.tx is not None
-                if item.event_id is not None:
-                    self._duplicate(item.event_id, recorded, batch)
-                    batch.add(item.event_id)
+                if item.claim is not None:
+                    self._duplicate(item.claim, recorded, batch)
+                    batch.add(item.claim)
                 if item.tx.id in self.node.mempool or item.tx.id in committed:
                     raise DuplicateError(
                         f"transaction {item.tx.id} is already pending or committed"
@@ -151,12 +167,12 @@ class Admission:
         if item.error is not None:
             raise item.error
         assert item.tx is not None
-        if item.event_id is not None:
-            self._duplicate(item.event_id, recorded, batch)
+        if item.claim is not None:
+            self._duplicate(item.claim, recorded, batch)
         status = self.node.submit(item.tx, committed=committed)
-        if item.event_id is not None:
-            self._pending[item.event_id] = item.tx.id
-            batch.add(item.event_id)
+        if item.claim is not None:
+            self._pending[item.claim] = item.tx.id
+            batch.add(item.claim)
         if len(self._pending) > 2 * max(len(self.node.mempool), 1000):
             self._prune()
         return status
