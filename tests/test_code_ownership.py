@@ -255,7 +255,7 @@ def test_an_approved_prefix_change_lets_the_new_org_issue(
     chain.commit_block([set_prefixes(park, chain, PROCESSOR, ["6904567"])])
     with pytest.raises(NotOwnerError):
         chain.commit_block(
-            [issue(park, chain, PROCESSOR, a_batch("L9", gtin=gtin("690456800001"))[0])]
+            [issue(park, chain, PROCESSOR, a_batch("L9", gtin=gtin("690456800001"), seed=9)[0])]
         )
     assert authenticity(chain.store, chain, first_code(batch, key)) == "genuine"
     assert verify_store(chain.store, park.genesis, rules=trace_rules).ok
