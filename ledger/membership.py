@@ -13,16 +13,16 @@ when it was committed.
 
 Membership changes ("membership.*" transactions) carry
     {"change": {...}, "approvals": [{"signer": <fingerprint>, "signature": {scheme, value}}]}
+Each approval signs `approval_message(chain_id, type, change)`. The transaction's own
+signer counts as an approval too. The genesis rule {"m": M, "of": [...]} is met when M
+entries of "of" (organisation ids or certificate fingerprints) each have an approval
+from a valid certificate they match.
+
 `membership.set_prefixes` {"organization": <id>, "gs1_prefixes": [<prefix>, ...]} gives an
 organisation its whole new list of GS1 Company Prefixes (the GTINs it may issue codes
 for); like a certificate, a prefix granted in block h counts from block h + 1, and one
 taken away in block h counts up to and including block h. No prefix is ever held by two
 organisations at once.
-
-Each approval signs `approval_message(chain_id, type, change)`. The transaction's own
-signer counts as an approval too. The genesis rule {"m": M, "of": [...]} is met when M
-entries of "of" (organisation ids or certificate fingerprints) each have an approval
-from a valid certificate they match.
 """
 
 from __future__ import annotations
