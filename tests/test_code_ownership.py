@@ -280,6 +280,7 @@ def legacy() -> Consortium:
     data = tomllib.loads(SAMPLE_CONFIG.read_text(encoding="utf-8"))
     for org in data["organizations"]:
         org.pop("gs1_prefixes", None)
+    del data["policy"]["transactions"]["membership.set_prefixes"]  # whoever may add an org
     return build_consortium(ConsortiumConfig.from_dict(data), FIXED_NOW, b"before prefixes")
 
 
@@ -289,6 +290,20 @@ def test_a_genesis_without_prefixes_loads_and_keeps_its_hash(legacy: Consortium)
     again = Genesis.from_json(json.loads(json.dumps(doc)))
     assert again.hash == legacy.genesis.hash
     assert legacy.genesis.membership().prefix_grants == ()
+    assert "membership.set_prefixes" not in legacy.genesis.policy.transactions
+
+
+def test_prefix_changes_that_make_no_sense_are_refused(park: Consortium, chain: DevChain) -> None:
+    for change, reason in (
+        ({"organization": "nobody", "gs1_prefixes": ["6904568"]}, "not a member"),
+        ({"organization": FACTORY, "gs1_prefixes": ["697512300", "6907890"]}, "already holds"),
+        ({"organization": FACTORY, "gs1_prefixes": ["6904568", "6904568"]}, "repeats"),
+        ({"organization": FACTORY, "gs1_prefixes": "6904568"}, "expected a list"),
+        ({"organization": FACTORY}, "missing field"),
+    ):
+        tx = park.membership_tx(REGULATOR, SET_PREFIXES, change, timestamp=chain.next_time())
+        with pytest.raises(LedgerError, match=reason):
+            chain.commit_block([tx])
 
 
 def test_batches_from_before_prefixes_are_judged_by_todays_owner(
