@@ -114,7 +114,7 @@ def _print_summary(console: Console, genesis: Genesis) -> None:
         f"(valid until {ca.not_valid_after_utc:%Y-%m-%d})"
     )
     members = Table(title="Members", show_lines=True)
-    for column in ("Organisation", "名称", "Id", "Roles", "Certificates"):
+    for column in ("Organisation", "名称", "Id", "Roles", "GS1 prefixes", "Certificates"):
         members.add_column(column)
     for org, creds in genesis.organizations:
         certs = "\n".join(
@@ -122,7 +122,8 @@ def _print_summary(console: Console, genesis: Genesis) -> None:
             f"until {c.not_after:%Y-%m-%d}"
             for c in creds
         )
-        _row(members, org.name, org.name_zh, org.id, ", ".join(org.roles), certs or "-")
+        prefixes = ", ".join(org.gs1_prefixes) or "-"
+        _row(members, org.name, org.name_zh, org.id, ", ".join(org.roles), prefixes, certs or "-")
     console.print(members)
     quorum = genesis.validator_set().quorum
     validators = Table(title=f"Validators ({len(genesis.validators)}, quorum {quorum})")

@@ -46,6 +46,7 @@ from .identity import (
     issue_certificate,
     load_certificate,
     parse_name,
+    parse_prefixes,
     parse_roles,
     to_pem,
 )
@@ -169,6 +170,10 @@ class ConsortiumConfig:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ConfigError(f"organisation id(s) listed twice: {', '.join(dup)}")
+        prefixes = [p for o in self.organizations for p in o.organization.gs1_prefixes]
+        dup = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if dup:
+            raise ConfigError(f"GS1 Company Prefix(es) held by two organisations: {', '.join(dup)}")
         nodes = [v for o in self.organizations for v in o.validators]
         dup = sorted({v for v in nodes if nodes.count(v) > 1})
         if dup:
@@ -184,13 +189,14 @@ class ConsortiumConfig:
 
 def _org_config(data: Any, index: int) -> OrgConfig:
     what = f"organizations[{index}]"
-    keys = ("id", "name", "name_zh", "roles", "users", "validators")
+    keys = ("id", "name", "name_zh", "roles", "users", "validators", "gs1_prefixes")
     obj = _table(data, keys, ("id", "name", "roles"), what)
     org = Organization(
         parse_name(obj["id"], f"{what}.id"),
         _string(obj["name"], f"{what}.name"),
         _string(obj.get("name_zh", ""), f"{what}.name_zh", empty=True),
         parse_roles(obj["roles"], f"{what}.roles"),
+        parse_prefixes(obj.get("gs1_prefixes", []), f"{what}.gs1_prefixes"),
     )
     users = []
     raw_users = obj.get("users", ["admin"])

@@ -3,7 +3,8 @@
     {"version": 1,
      "chain_id": "...", "genesis_time": "2026-11-22T08:00:00.000Z",
      "ca_certificate": "-----BEGIN CERTIFICATE-----...",
-     "organizations": [{"id", "name", "name_zh", "roles": [...], "certificates": [PEM...]}],
+     "organizations": [{"id", "name", "name_zh", "roles": [...], "certificates": [PEM...],
+                        "gs1_prefixes": [...]}],          gs1_prefixes: optional
      "validators": [{"id", "org", "public_key": {"scheme", "key"}, "certificate": PEM}],
      "policy": {"transactions": {...}, "biz_steps": {...}, "unlisted_biz_steps": [...]},
      "membership_approval": {"m": 1, "of": ["<org id or certificate fingerprint>", ...]}}

@@ -29,6 +29,8 @@ from .errors import IdentityError, SchemaError
 ROLES = ("producer", "processor", "logistics", "inspector", "retailer", "regulator", "validator")
 #: Organisation ids, user names and validator ids: safe in a certificate, a path and a URL.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+#: A GS1 Company Prefix: 6 to 12 digits.
+PREFIX_RE = re.compile(r"^[0-9]{6,12}$")
 
 
 def parse_roles(value: Any, what: str, *, allow_empty: bool = False) -> tuple[str, ...]:
@@ -47,6 +49,18 @@ def parse_roles(value: Any, what: str, *, allow_empty: bool = False) -> tuple[st
     return tuple(value)
 
 
+def parse_prefixes(value: Any, what: str) -> tuple[str, ...]:
+    """Distinct GS1 Company Prefixes: 6 to 12 digits each (GS1 General Specifications 1.4)."""
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise SchemaError(f"{what}: expected a list of GS1 Company Prefixes (strings of digits)")
+    for prefix in value:
+        if not PREFIX_RE.fullmatch(prefix):
+            raise SchemaError(f"{what}: {prefix!r} is not a GS1 Company Prefix (6 to 12 digits)")
+    if len(set(value)) != len(value):
+        raise SchemaError(f"{what}: repeats a prefix")
+    return tuple(value)
+
+
 def parse_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise SchemaError(
@@ -58,20 +72,25 @@ def parse_name(value: Any, what: str) -> str:
 
 @dataclass(frozen=True)
 class Organization:
-    """A member organisation as genesis names it; its roles bound its certificates' roles."""
+    """A member organisation as genesis names it; its roles bound its certificates' roles,
+    its GS1 Company Prefixes the GTINs it may issue codes for."""
 
     id: str
     name: str
     name_zh: str
     roles: tuple[str, ...]
+    gs1_prefixes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "name_zh": self.name_zh,
             "roles": list(self.roles),
         }
+        if self.gs1_prefixes:  # absent, not empty: genesis files from before keep their hash
+            data["gs1_prefixes"] = list(self.gs1_prefixes)
+        return data
 
 
 def load_certificate(pem: str | bytes, what: str = "certificate") -> x509.Certificate:

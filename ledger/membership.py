@@ -17,6 +17,12 @@ Each approval signs `approval_message(chain_id, type, change)`. The transaction'
 signer counts as an approval too. The genesis rule {"m": M, "of": [...]} is met when M
 entries of "of" (organisation ids or certificate fingerprints) each have an approval
 from a valid certificate they match.
+
+`membership.set_prefixes` {"organization": <id>, "gs1_prefixes": [<prefix>, ...]} gives an
+organisation its whole new list of GS1 Company Prefixes (the GTINs it may issue codes
+for); like a certificate, a prefix granted in block h counts from block h + 1, and one
+taken away in block h counts up to and including block h. No prefix is ever held by two
+organisations at once.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from .identity import (
     check_validity,
     load_certificate,
     parse_name,
+    parse_prefixes,
     parse_roles,
 )
 from .policy import Policy
@@ -59,7 +66,8 @@ ADD_ORG = "membership.add_org"
 REVOKE = "membership.revoke"
 ROTATE_KEY = "membership.rotate_key"
 SET_VALIDATORS = "membership.set_validators"
-MEMBERSHIP_TYPES = frozenset({ADD_ORG, REVOKE, ROTATE_KEY, SET_VALIDATORS})
+SET_PREFIXES = "membership.set_prefixes"
+MEMBERSHIP_TYPES = frozenset({ADD_ORG, REVOKE, ROTATE_KEY, SET_VALIDATORS, SET_PREFIXES})
 
 #: Approvals have their own signing domain: an approval can never pass as a transaction.
 APPROVAL_DOMAIN = "approval"
@@ -98,17 +106,21 @@ def _text(value: Any, what: str, *, empty: bool = False, limit: int = 200) -> st
 # -- shapes shared by genesis and membership transactions ----------------------------------
 
 ORG_FIELDS = ("id", "name", "name_zh", "roles", "certificates")
+#: Optional in an organisation entry (genesis files from before it have none).
+ORG_OPTIONAL = ("gs1_prefixes",)
 VALIDATOR_FIELDS = ("id", "org", "public_key", "certificate")
 
 
 def parse_org_entry(data: Any, what: str) -> tuple[Organization, tuple[Credential, ...]]:
-    """{"id", "name", "name_zh", "roles", "certificates": [PEM...]}."""
-    obj = require_keys(data, ORG_FIELDS, what)
+    """{"id", "name", "name_zh", "roles", "certificates": [PEM...], "gs1_prefixes"?: [...]}."""
+    present = tuple(k for k in ORG_OPTIONAL if isinstance(data, dict) and k in data)
+    obj = require_keys(data, ORG_FIELDS + present, what)
     org = Organization(
         parse_name(obj["id"], f"{what}.id"),
         _text(obj["name"], f"{what}.name"),
         _text(obj["name_zh"], f"{what}.name_zh", empty=True),
         parse_roles(obj["roles"], f"{what}.roles"),
+        parse_prefixes(obj.get("gs1_prefixes", []), f"{what}.gs1_prefixes"),
     )
     certs = obj["certificates"]
     if not isinstance(certs, list) or not all(isinstance(c, str) for c in certs):
@@ -197,6 +209,20 @@ class Member:
         return self.credential.public_key
 
 
+@dataclass(frozen=True)
+class PrefixGrant:
+    """A GS1 Company Prefix held by an organisation from block `since` + 1 (genesis: 0)
+    up to and including block `until` (None: still held)."""
+
+    prefix: str
+    org: str
+    since: int
+    until: int | None = None
+
+    def held_at(self, height: int) -> bool:
+        return self.since < height and (self.until is None or height <= self.until)
+
+
 def _at(time: str | datetime) -> datetime:
     return time if isinstance(time, datetime) else parse_time(time, "block time")
 
@@ -211,6 +237,8 @@ class Membership:
     validator_certs: Mapping[str, str]  # validator id -> certificate fingerprint
     policy: Policy
     approval: ApprovalRule
+    #: Every GS1 Company Prefix grant of the chain so far, with its heights.
+    prefix_grants: tuple[PrefixGrant, ...] = ()
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -247,6 +275,8 @@ class Membership:
             approval,
         )
         state = base._with_validators(validators, 0)
+        for org, _ in organizations:
+            state = state._grant(org.id, org.gs1_prefixes, 0, f"organizations: {org.id!r}")
         for entry in approval.of:
             if entry not in orgs and entry not in members:
                 raise SchemaError(
@@ -275,11 +305,18 @@ class Membership:
                 f"{exc.message}: it was not made by the key of {signer.credential.describe()}"
             ) from exc
         who = f"{signer.credential.common_name}@{signer.org}"
-        self.policy.check(tx.type, tx.payload, signer.roles, who)
+        self.policy.check(self._policy_type(tx.type), tx.payload, signer.roles, who)
         if tx.type in MEMBERSHIP_TYPES:
             self._next(tx, height)  # the change must make sense in this state
             self._check_approvals(tx, signer, height, at)
         return signer
+
+    def _policy_type(self, tx_type: str) -> str:
+        """The write-policy entry that governs `tx_type`. A policy written before prefix
+        changes existed lets whoever may add an organisation change its prefixes."""
+        if tx_type == SET_PREFIXES and SET_PREFIXES not in self.policy.transactions:
+            return ADD_ORG
+        return tx_type
 
     def apply(self, tx: Transaction, height: int) -> Membership:
         """The membership after committing `tx` (already checked) in block `height`."""
@@ -289,6 +326,16 @@ class Membership:
 
     def member(self, fingerprint: str) -> Member | None:
         return self.members.get(fingerprint)
+
+    def prefix_owner(self, digits: str, height: int) -> PrefixGrant | None:
+        """The grant of the longest prefix of `digits` held at block `height`, if any."""
+        held = [g for g in self.prefix_grants if digits.startswith(g.prefix) and g.held_at(height)]
+        return max(held, key=lambda g: len(g.prefix), default=None)
+
+    def prefixes_declared(self, height: int) -> bool:
+        """Whether any prefix was granted before block `height`: a chain whose genesis
+        predates prefixes has none until a membership.set_prefixes commits."""
+        return any(g.since < height for g in self.prefix_grants)
 
     def _usable(self, fingerprint: str, height: int, at: datetime, what: str) -> Member:
         member = self.members.get(fingerprint)
@@ -389,6 +436,8 @@ class Membership:
             return self._revoke(change, height)
         if tx.type == ROTATE_KEY:
             return self._rotate_key(change, height)
+        if tx.type == SET_PREFIXES:
+            return self._set_prefixes(change, height)
         return self._set_validators(change, height)
 
     def _add_org(self, change: Any, height: int) -> Membership:
@@ -403,9 +452,47 @@ class Membership:
         for cred in creds:
             _require_org(cred, org.id)
             _admit(self.ca, orgs, members, cred, height)
-        return replace(
+        state = replace(
             self, organizations=MappingProxyType(orgs), members=MappingProxyType(members)
         )
+        return state._grant(org.id, org.gs1_prefixes, height, "change.organization")
+
+    def _set_prefixes(self, change: Any, height: int) -> Membership:
+        obj = require_keys(change, ("organization", "gs1_prefixes"), "change")
+        org_id = parse_name(obj["organization"], "change.organization")
+        org = self.organizations.get(org_id)
+        if org is None:
+            raise NotPermittedError(f"organisation {org_id!r} is not a member")
+        wanted = parse_prefixes(obj["gs1_prefixes"], "change.gs1_prefixes")
+        if sorted(wanted) == sorted(org.gs1_prefixes):
+            raise NotPermittedError(f"organisation {org_id!r} already holds exactly these prefixes")
+        kept = set(wanted)
+        grants = tuple(
+            replace(g, until=height)
+            if g.org == org_id and g.until is None and g.prefix not in kept
+            else g
+            for g in self.prefix_grants
+        )
+        orgs = {**self.organizations, org_id: replace(org, gs1_prefixes=wanted)}
+        state = replace(self, organizations=MappingProxyType(orgs), prefix_grants=grants)
+        added = tuple(p for p in wanted if p not in org.gs1_prefixes)
+        return state._grant(org_id, added, height, "change.gs1_prefixes")
+
+    def _grant(self, org_id: str, prefixes: tuple[str, ...], height: int, what: str) -> Membership:
+        """Grant `prefixes` to `org_id` in block `height`; refuse one another org holds."""
+        if not prefixes:
+            return self
+        for prefix in prefixes:
+            holder = next(
+                (g for g in self.prefix_grants if g.prefix == prefix and g.until is None), None
+            )
+            if holder is not None and holder.org != org_id:
+                raise NotPermittedError(
+                    f"{what}: GS1 Company Prefix {prefix} is held by organisation "
+                    f"{holder.org!r}; take it from them first"
+                )
+        new = tuple(PrefixGrant(p, org_id, height) for p in prefixes)
+        return replace(self, prefix_grants=self.prefix_grants + new)
 
     def _revocable(self, fingerprint: str, action: str) -> Member:
         member = self.members.get(fingerprint)

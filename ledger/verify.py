@@ -19,6 +19,7 @@ from typing import Any
 from . import codec
 from .block import Block, CommitCertificate, Header
 from .chain import ChainState, advance, check_next
+from .claims import tx_claims
 from .errors import LedgerError
 from .evidence import check_evidence
 from .genesis import Genesis
@@ -255,3 +256,10 @@ def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes
         }
         if set(store.product_rows(first, block.header.log_size - 1)) != expected_rows:
             raise LedgerError("stored product index differs from the block's transactions")
+        expected_claims = {
+            (key, first + pos)
+            for pos, tx in enumerate(block.txs)
+            for key in tx_claims(tx.type, tx.payload)
+        }
+        if set(store.claim_rows(first, block.header.log_size - 1)) != expected_claims:
+            raise LedgerError("stored claims index differs from the block's transactions")

@@ -37,6 +37,7 @@ TX_TYPES = (
     "membership.revoke",
     "membership.set_validators",
     "membership.rotate_key",
+    "membership.set_prefixes",
 )
 SIGNER_OF = {
     "epcis.event": "gannan-orchard-coop",

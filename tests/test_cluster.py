@@ -113,6 +113,45 @@ def test_1_four_nodes_commit_1000_transactions_and_agree(net: Cluster) -> None:
         assert net.block_hashes(node_id, height) == reference, node_id
 
 
+def test_1b_the_same_event_sent_to_two_nodes_at_once_commits_once(net: Cluster) -> None:
+    """Two signatures of one EPCIS event (one eventID), each sent to another node at the
+    same moment: neither node's admission knows of the other, and the block rule lets
+    exactly one commit; the other is refused as a duplicate, on every node."""
+    original = sample_event_tx(net.consortium, 900_001)
+    again = net.consortium.sign_tx(
+        "gannan-orchard-coop", "epcis.event", original.payload, original.timestamp
+    )
+    assert again.id != original.id
+    sent = {original.id: net.members[0], again.id: net.members[1]}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda item: net.http.post(f"{item[1].url}/v1/transactions", json=item[0]),
+                [(tx.to_json(), sent[tx.id]) for tx in (original, again)],
+            )
+        )
+    assert {a.status_code for a in answers} <= {202, 409}, [a.text for a in answers]
+    deadline = time.monotonic() + 60
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = {}
+        for tx_id, member in sent.items():
+            status = net.http.get(f"{member.url}/v1/transactions/{tx_id}").json()
+            states[tx_id] = status["state"]
+        if "pending" not in states.values():
+            break
+        time.sleep(0.3)
+    assert sorted(states.values()) in (["committed", "rejected"], ["committed", "unknown"]), states
+    committed = next(i for i, state in states.items() if state == "committed")
+    net.acknowledged.add(committed)
+    for member in net.members:
+        net.wait_committed([committed], member.id)
+        other = next(i for i in sent if i != committed)
+        assert net.http.get(f"{member.url}/v1/transactions/{other}").json()["state"] != (
+            "committed"
+        )
+
+
 def test_2_killed_validator_catches_up(net: Cluster) -> None:
     ids = [m.id for m in net.members]
     victim, others = ids[3], ids[:3]

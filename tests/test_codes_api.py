@@ -224,7 +224,7 @@ def test_refusals(node: Node, park: Consortium) -> None:
         json={"transaction": node.sign_batch("retail-pharmacy-chain", batch.payload())},
     )
     assert answer.status_code == 403
-    # the GTIN belongs to the organisation that first issued codes for it
+    # the GTIN lies under the mask factory's GS1 Company Prefix
     first = node.client.post(
         "/v1/codes",
         json={"transaction": node.sign_batch("ganzhou-mask-factory", batch.payload())},

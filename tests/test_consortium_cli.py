@@ -111,6 +111,8 @@ def test_show_prints_members_roles_and_validators(park_dir: Path) -> None:
         "mask-factory-node",
         "1 of [market-supervision-bureau]",
         "epcis.event · inspecting",
+        "6907890, 697512300",  # the mask factory's prefixes
+        "membership.set_prefixes",
     ):
         assert text in out, text
     assert invoke("show", str(park_dir / "genesis.json")).exit_code == 0
@@ -162,6 +164,15 @@ def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
     )
     message = _error(invoke("init", "--config", str(wrong), "--out", out))
     assert "organizations[8].roles: unknown role(s) trucker" in message
+    sample = SAMPLE_CONFIG.read_text(encoding="utf-8")
+    short = tmp_path / "short.toml"
+    short.write_text(sample.replace('gs1_prefixes = ["6901234"]', 'gs1_prefixes = ["69012"]'))
+    message = _error(invoke("init", "--config", str(short), "--out", out))
+    assert "'69012' is not a GS1 Company Prefix (6 to 12 digits)" in message
+    shared = tmp_path / "shared.toml"
+    shared.write_text(sample.replace('gs1_prefixes = ["6904567"]', 'gs1_prefixes = ["6901234"]'))
+    message = _error(invoke("init", "--config", str(shared), "--out", out))
+    assert "GS1 Company Prefix(es) held by two organisations: 6901234" in message
     assert "no genesis.json" in _error(invoke("show", str(tmp_path / "missing")))
     assert "exists and is not a directory" in _error(
         invoke("init", "--config", str(SAMPLE_CONFIG), "--out", str(bad))

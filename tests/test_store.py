@@ -124,3 +124,18 @@ def test_a_store_written_at_an_older_schema_upgrades_with_nothing_lost(
     assert verify_store(upgraded, park.genesis).ok
     upgraded.close()
     store.close()
+
+
+def test_claims_are_indexed_and_read_below_a_height(park: Consortium, db_url: str) -> None:
+    from ledger.claims import EVENT, claim
+
+    store, _ = build(park, db_url, blocks=2, per_block=2)
+    first, later = (store.block(h).txs[0] for h in (1, 2))  # type: ignore[union-attr]
+    keys = [claim(EVENT, tx.payload["event"]["eventID"]) for tx in (first, later)]
+    assert store.claimed(keys) == {
+        keys[0]: [(first.id, first.signer)],
+        keys[1]: [(later.id, later.signer)],
+    }
+    assert store.claimed(keys, below_height=2) == {keys[0]: [(first.id, first.signer)]}
+    assert store.claimed([claim(EVENT, "urn:uuid:never-recorded")]) == {}
+    store.close()

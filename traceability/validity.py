@@ -10,7 +10,12 @@ Per transaction, in order:
 1. its payload has the exact shape of its type (`check_shape`): an EPCIS 2.0 event that
    passes GS1's schema and the CBV rules, a recall, a code issuance, or a membership
    change (whose shape the ledger's membership rule parses); any other type is refused;
-2. it does not move on or sell recalled goods (`traceability.recall`).
+2. it does not move on or sell recalled goods (`traceability.recall`);
+3. what it claims is new on the chain (`traceability.claims`): an EPCIS event's eventID,
+   unless it is an error declaration for an event of the same organisation
+   (`traceability.epcis.uniqueness`), and a code issuance's batch id;
+4. a code issuance is for a GTIN under a GS1 Company Prefix the signer's organisation
+   holds at this height (`traceability.codes.issuance`).
 
 Code that runs after a block is decided (the store's product index, the API's event
 index, scan and recall bookkeeping) may then rely on these shapes.
@@ -28,9 +33,12 @@ from ledger.policy import EPCIS_TX_TYPE
 from ledger.store import Store
 from ledger.tx import Transaction
 
+from .claims import BlockClaims, ClaimLookup, store_claims
 from .codes.batch import TX_TYPE as CODES_TX_TYPE
 from .codes.batch import parse_payload as parse_batch
+from .codes.issuance import check_issue
 from .epcis.records import check_payload as check_event_payload
+from .epcis.uniqueness import check_event_id
 from .recall import (
     RECALL_TX_TYPE,
     ChainLookup,
@@ -101,6 +109,8 @@ class TraceRules:
 
     lookup: ChainLookup | None = None
     recalls: RecallIndex = field(default_factory=RecallIndex)
+    #: the chain's eventIDs and batch ids (None: a chain without history to read)
+    claims: ClaimLookup | None = None
 
     def begin(self, height: int) -> TraceBlock:
         return TraceBlock(self, height)
@@ -111,19 +121,28 @@ class TraceBlock:
 
     def __init__(self, base: TraceRules, height: int) -> None:
         self.base = base
+        self.height = height
         self.recalls: RecallBlock = base.recalls.begin(height, base.lookup)
+        self.claims = BlockClaims(base.claims, height)
 
     def check(self, tx: Transaction, membership: Membership) -> None:
         check_shape(tx)
         self.recalls.check(tx)
+        if tx.type == EPCIS_TX_TYPE:
+            check_event_id(tx, membership, self.claims)
+        elif tx.type == CODES_TX_TYPE:
+            check_issue(tx, membership, self.height, self.claims)
 
     def apply(self, tx: Transaction) -> None:
         self.recalls.apply(tx)
+        self.claims.apply(tx)
 
     def result(self) -> TraceRules:
-        return TraceRules(self.base.lookup, self.recalls.result())
+        return TraceRules(self.base.lookup, self.recalls.result(), self.base.claims)
 
 
 def trace_rules(store: Store | None) -> TraceRules:
     """The domain rules of a chain held in `store` (None: a chain without history)."""
-    return TraceRules(store_lookup(store) if store is not None else None)
+    if store is None:
+        return TraceRules()
+    return TraceRules(store_lookup(store), claims=store_claims(store))

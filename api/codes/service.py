@@ -21,11 +21,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 
+from ledger.membership import Membership
 from ledger.store import Store
+from traceability.claims import store_claims
 from traceability.codes.batch import Batch, RecordedBatch, open_key, recorded_batches
 from traceability.codes.copies import CopyRules
 from traceability.codes.digital_link import DigitalLink
 from traceability.codes.gtin import check_prefix
+from traceability.codes.issuance import rightful
 from traceability.codes.scanlog import ScanLog
 from traceability.codes.sealing import ResolverKey, ResolverPublicKey
 from traceability.codes.serials import SerialKey, looks_like_serial
@@ -107,16 +110,26 @@ class CodesService:
             self._keys[batch.id] = key
         return key
 
-    def batches(self, store: Store, link: DigitalLink) -> list[RecordedBatch]:
+    def batches(
+        self, store: Store, membership: Membership, link: DigitalLink
+    ) -> list[RecordedBatch]:
+        """The batches of `link`'s lot (or product) whose codes can be genuine: issued by
+        the GTIN's owner, first with their id (traceability.codes.issuance). A chain
+        written before those were block rules can hold others; they are never shown."""
         identifier = link.lot_id or link.product_id
-        return [b for b in recorded_batches(store, identifier) if b.batch.link.gtin == link.gtin]
+        claims = store_claims(store)
+        return [
+            b
+            for b in recorded_batches(store, identifier)
+            if b.batch.link.gtin == link.gtin and rightful(membership, b, claims)
+        ]
 
-    def authenticate(self, store: Store, link: DigitalLink) -> Authenticity:
-        """Whether `link`'s serial is one of its lot's issued codes."""
+    def authenticate(self, store: Store, membership: Membership, link: DigitalLink) -> Authenticity:
+        """Whether `link`'s serial is one of its lot's rightfully issued codes."""
         if link.serial is None or link.lot is None or not looks_like_serial(link.serial):
             return Authenticity("unknown")
         unchecked = None
-        for recorded in self.batches(store, link):
+        for recorded in self.batches(store, membership, link):
             key = self.serial_key(recorded.batch)
             if key is None:
                 unchecked = unchecked or recorded

@@ -1,14 +1,15 @@
-"""Admission of transactions through the API: the node's own rules, plus what the API
-adds for EPCIS events — the event is valid EPCIS 2.0 / CBV 2.0, and its eventID is not
-already recorded or pending (a second capture of the same event is a duplicate, 409).
+"""Admission of transactions through the API: the node's own rules (the block rule,
+which refuses an eventID already on the chain: traceability.epcis.uniqueness), plus what
+the API adds for EPCIS events: the event is valid EPCIS 2.0 / CBV 2.0, and its eventID is
+not already pending on this node (a second capture of the same event is a duplicate, 409,
+at once rather than when a block is built).
 
 Work is split by thread: `prepare` (parsing, EPCIS validation, hash IDs) is pure and
 runs off the event loop; `admit` touches the node's mempool and runs on the loop, like
 the node's block production, so the two never race.
 
-Limit: eventID uniqueness is checked against the committed chain and this node's own
-pending transactions. Two nodes admitting the same event at the same moment could both
-commit it; making eventID uniqueness a ledger rule would close that.
+An event signed without an eventID claims nothing on the chain; it is known by its GS1
+event hash ID, which this node checks against its event index.
 """
 
 from __future__ import annotations
@@ -36,15 +37,32 @@ class Prepared:
     tx: Transaction | None
     event_id: str | None = None
     error: LedgerError | None = None
+    #: the event carries no eventID: `event_id` is its GS1 event hash ID
+    hashed: bool = False
+    #: an error declaration, which repeats the eventID of the event it declares erroneous
+    declaration: bool = False
+
+    @property
+    def claim(self) -> str | None:
+        """What it records once: an event, or the declaration that an event is erroneous."""
+        if self.event_id is None:
+            return None
+        return f"error declaration for {self.event_id}" if self.declaration else self.event_id
 
 
 def prepare_one(index: int, tx: Transaction, where: str = "") -> Prepared:
     """Check what the API adds to the node's rules; `where` prefixes error paths."""
     try:
-        event_id = None
-        if tx.type == EPCIS_TX_TYPE:
-            event_id = event_id_of(check_payload(tx.payload, "body.payload"))
-        return Prepared(index, tx, event_id)
+        if tx.type != EPCIS_TX_TYPE:
+            return Prepared(index, tx)
+        event = check_payload(tx.payload, "body.payload")
+        return Prepared(
+            index,
+            tx,
+            event_id_of(event),
+            hashed="eventID" not in event,
+            declaration="errorDeclaration" in event,
+        )
     except LedgerError as exc:
         return Prepared(index, tx, None, relabel(exc, where) if where else exc)
 
@@ -70,8 +88,13 @@ class Admission:
         self._pending: dict[str, str] = {}  # eventID -> id of the pending tx recording it
 
     async def recorded(self, prepared: list[Prepared]) -> dict[str, str]:
-        """eventID -> committed tx id, for the prepared events already on the chain."""
-        ids = [p.event_id for p in prepared if p.event_id is not None and p.error is None]
+        """Hash ID -> committed tx id, for the prepared events without an eventID already
+        on the chain (the block rule judges eventIDs)."""
+        ids = [
+            p.event_id
+            for p in prepared
+            if p.hashed and not p.declaration and p.event_id and p.error is None
+        ]
         if not ids:
             return {}
         return await anyio.to_thread.run_sync(self.index.known_event_ids, ids)
@@ -111,9 +134,9 @@ class Admission:
                 if item.error is not None:
                     raise item.error
                 assert item.tx is not None
-                if item.event_id is not None:
-                    self._duplicate(item.event_id, recorded, batch)
-                    batch.add(item.event_id)
+                if item.claim is not None:
+                    self._duplicate(item.claim, recorded, batch)
+                    batch.add(item.claim)
                 if item.tx.id in self.node.mempool or item.tx.id in committed:
                     raise DuplicateError(
                         f"transaction {item.tx.id} is already pending or committed"
@@ -144,12 +167,12 @@ class Admission:
         if item.error is not None:
             raise item.error
         assert item.tx is not None
-        if item.event_id is not None:
-            self._duplicate(item.event_id, recorded, batch)
+        if item.claim is not None:
+            self._duplicate(item.claim, recorded, batch)
         status = self.node.submit(item.tx, committed=committed)
-        if item.event_id is not None:
-            self._pending[item.event_id] = item.tx.id
-            batch.add(item.event_id)
+        if item.claim is not None:
+            self._pending[item.claim] = item.tx.id
+            batch.add(item.claim)
         if len(self._pending) > 2 * max(len(self.node.mempool), 1000):
             self._prune()
         return status

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.codes import render
-from ledger.errors import DuplicateError, NotPermittedError
+from ledger.errors import NotPermittedError
 from ledger.tx import Transaction
 from traceability.codes import CodeError
-from traceability.codes.batch import TX_TYPE, Batch, new_batch, parse_payload, recorded_batches
+from traceability.codes.batch import TX_TYPE, Batch, new_batch, parse_payload
 from traceability.codes.digital_link import DigitalLink, build, parse_uri
 from traceability.codes.gtin import park_gtin
 from traceability.codes.serials import MAX_COUNT, SERIAL_SCHEME
@@ -134,9 +134,11 @@ def _link_of(data: dict[str, Any], codes: CodesService) -> DigitalLink:
     return build(gtin, lot, attributes=attributes if attributes is not None else None)
 
 
-def _check_batch(svc: Services, codes: CodesService, tx: Transaction) -> Batch:
-    """A signed codes.issue transaction this node can stand behind: valid payload, a batch
-    key it can open, a GTIN no other organisation issues, a new batch id."""
+def _check_batch(codes: CodesService, tx: Transaction) -> Batch:
+    """A signed codes.issue transaction this node can stand behind: valid payload and a
+    batch key it can open. That key is this node's alone, so it is checked here; who may
+    issue for the GTIN and a new batch id are block rules (traceability.codes.issuance),
+    judged when the node admits the transaction."""
     if tx.type != TX_TYPE:
         raise CodeError("transaction.body.type", "schema", f"expected {TX_TYPE!r}")
     batch = parse_payload(tx.payload)
@@ -153,17 +155,6 @@ def _check_batch(svc: Services, codes: CodesService, tx: Transaction) -> Batch:
             f"the batch key is not sealed to this node's resolver key ({ours}), or does not "
             "match keyCommitment",
         )
-    member = svc.node.membership.member(tx.signer)
-    org = member.org if member else None
-    for earlier in recorded_batches(svc.node.store, batch.link.product_id):
-        other = svc.node.membership.member(earlier.signer)
-        if other is not None and other.org != org:
-            raise NotPermittedError(
-                f"GTIN {batch.link.gtin} is issued by {other.org!r}; {org!r} may not issue "
-                "codes for it"
-            )
-        if earlier.batch.id == batch.id:
-            raise DuplicateError(f"batch {batch.id} is already recorded ({earlier.tx_id})")
     return batch
 
 
@@ -226,7 +217,7 @@ async def issue(svc: Svc, codes: Codes, request: Request, response: Response) ->
             names=data.get("names"),
         )
         tx = signer.sign_tx(svc.genesis.chain_id, TX_TYPE, batch.payload())
-    batch = await anyio.to_thread.run_sync(_check_batch, svc, codes, tx)
+    batch = await anyio.to_thread.run_sync(_check_batch, codes, tx)
     svc.node.submit(tx)
     response.headers["Location"] = f"/v1/codes/batches/{tx.id}"
     return _issued(tx, batch)

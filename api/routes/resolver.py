@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from traceability.audit.recall_status import recall_for
 from traceability.codes import CodeError
-from traceability.codes.batch import RecordedBatch, recorded_batches
+from traceability.codes.batch import RecordedBatch
 from traceability.codes.copies import Verdict, judge
 from traceability.codes.digital_link import DigitalLink, parse_path
 from traceability.codes.journey import Journey, Party, build_journey, party_of
@@ -207,7 +207,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     svc, codes, t = res.svc, res.codes, res.t
     store, membership = svc.node.store, svc.node.membership
     link_type = normalize_type(res.params.get("linkType"))
-    auth = codes.authenticate(store, link) if link.level == "item" else None
+    auth = codes.authenticate(store, membership, link) if link.level == "item" else None
     logs = link_type in (None, DEFAULT_TYPE, "gs1:verificationService") and (
         res.request.method == "GET"
     )
@@ -220,10 +220,10 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
             return res.not_genuine(scanned, None, 404)
         raise ApiError("not_found", message)
     if link.level == "product":
-        batches = recorded_batches(store, link.product_id)
+        batches = codes.batches(store, membership, link)
         journey = None
     else:
-        batches = codes.batches(store, link)
+        batches = codes.batches(store, membership, link)
         ids = [i for i in (link.instance_id, link.lot_id) if i]
         journey = build_journey(svc.index, store, membership, ids, batches)
     if journey is None and not batches:

@@ -50,6 +50,16 @@ class ProductRow(Base):
     )
 
 
+class ClaimRow(Base):
+    """Claim (ledger.claims: an eventID, a batch id) -> transactions making it."""
+
+    __tablename__ = "claims"
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    log_index: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("transactions.log_index"), primary_key=True
+    )
+
+
 class LogNodeRow(Base):
     """Perfect-subtree hashes of the whole-ledger RFC 6962 log, for O(log n) proofs."""
 

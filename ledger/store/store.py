@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from .. import codec, merkle
 from ..block import Block, CommitCertificate, Header
+from ..claims import tx_claims
 from ..errors import LedgerError
 from ..identifiers import tx_identifiers
 from ..tx import Transaction
-from .models import BlockRow, LogNodeRow, Meta, ProductRow, TxRow
+from .models import BlockRow, ClaimRow, LogNodeRow, Meta, ProductRow, TxRow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _BLOCK = BlockRow.__table__.c
@@ -189,7 +190,7 @@ class Store:
         # Core statements, not ORM objects: the same rows in the same order in one database
         # transaction, without building and flushing an ORM instance per transaction (that
         # was most of the cost of storing a block).
-        txs, products = [], []
+        txs, products, claims = [], [], []
         for position, tx in enumerate(block.txs):
             log_index = first_index + position
             txs.append(
@@ -206,6 +207,10 @@ class Store:
             products.extend(
                 {"identifier": ident, "log_index": log_index}
                 for ident in sorted(tx_identifiers(tx.type, tx.payload))
+            )
+            claims.extend(
+                {"key": key, "log_index": log_index}
+                for key in sorted(tx_claims(tx.type, tx.payload))
             )
         try:
             with self.engine.begin() as conn:
@@ -231,6 +236,8 @@ class Store:
                     conn.execute(insert(TxRow.__table__), txs)
                 if products:
                     conn.execute(insert(ProductRow.__table__), products)
+                if claims:
+                    conn.execute(insert(ClaimRow.__table__), claims)
                 if log_nodes:
                     conn.execute(
                         insert(LogNodeRow.__table__),
@@ -385,6 +392,52 @@ class Store:
                 )
             ).all()
         return [(r[0], r[1]) for r in rows]
+
+    def claimed(
+        self, keys: Collection[bytes], below_height: int | None = None
+    ) -> dict[bytes, list[tuple[str, str]]]:
+        """Claim -> (transaction id, signer) of the committed transactions making it, in
+        ledger order; only in blocks below `below_height` if given (ledger.claims)."""
+        wanted = sorted(set(keys))
+        found: dict[bytes, list[tuple[str, str]]] = {}
+        bound = below_height if below_height is not None else 2**62
+        # On the driver's own cursor, like known_tx_ids: the block rules ask this for every
+        # event and batch they judge.
+        sqlite = self.engine.dialect.name == "sqlite"
+        head = (
+            "SELECT c.key, t.id, t.signer FROM claims c "
+            "JOIN transactions t ON t.log_index = c.log_index WHERE "
+        )
+        with self.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                for i in range(0, len(wanted), _KNOWN_CHUNK):
+                    chunk = wanted[i : i + _KNOWN_CHUNK]
+                    if sqlite:
+                        marks = ",".join("?" * len(chunk))
+                        cursor.execute(
+                            f"{head}c.key IN ({marks}) AND t.height < ? ORDER BY c.log_index",
+                            [*chunk, bound],
+                        )
+                    else:
+                        cursor.execute(
+                            f"{head}c.key = ANY(%s) AND t.height < %s ORDER BY c.log_index",
+                            (chunk, bound),
+                        )
+                    for key, tx_id, signer in cursor.fetchall():
+                        found.setdefault(bytes(key), []).append((bytes(tx_id).hex(), signer))
+            finally:
+                cursor.close()
+        return found
+
+    def claim_rows(self, start_log_index: int, end_log_index: int) -> list[tuple[bytes, int]]:
+        with self.engine.connect() as conn:  # Core: the verifier asks once per block
+            rows = conn.execute(
+                select(ClaimRow.key, ClaimRow.log_index).where(
+                    ClaimRow.log_index.between(start_log_index, end_log_index)
+                )
+            ).all()
+        return [(bytes(r[0]), r[1]) for r in rows]
 
     # -- the whole-ledger log ---------------------------------------------------------------
     def node(self, level: int, index: int) -> bytes:

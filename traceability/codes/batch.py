@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.claims import CODES_TX_TYPE
 from ledger.store import Store
 from ledger.store.store import StoredTx
 from traceability.codes import CodeError
@@ -29,7 +30,7 @@ from traceability.codes.digital_link import DigitalLink, build, encode_value
 from traceability.codes.sealing import ResolverKey, ResolverPublicKey, commitment
 from traceability.codes.serials import KEY_BYTES, MAX_COUNT, SERIAL_SCHEME, SerialKey
 
-TX_TYPE = "codes.issue"
+TX_TYPE = CODES_TX_TYPE
 VERSION = 1
 FIELDS = {
     "version",
