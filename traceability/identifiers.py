@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 from epcis_event_hash_generator.dl_normaliser import normaliser
 
+from ledger.identifiers import ProductIndex
 from traceability.codes import CodeError
 from traceability.codes.attributes import CSET82, decode_component
 from traceability.codes.digital_link import CANONICAL_HOST, encode_value, parse_path
@@ -186,3 +187,8 @@ def canonical_key(identifier: str) -> str:
     if not isinstance(identifier, str):
         return identifier
     return _canonical(identifier)
+
+
+#: The store's product index keyed by the canonical key (`ledger.identifiers`); the name
+#: changes whenever the key of some identifier would, so stores re-key once.
+PRODUCT_INDEX = ProductIndex("gs1-canonical/1", canonical_key)

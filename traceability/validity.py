@@ -31,6 +31,7 @@ from ledger.tx import Transaction
 from .codes.batch import TX_TYPE as CODES_TX_TYPE
 from .codes.batch import parse_payload as parse_batch
 from .epcis.records import check_payload as check_event_payload
+from .identifiers import PRODUCT_INDEX
 from .recall import (
     RECALL_TX_TYPE,
     ChainLookup,
@@ -125,5 +126,11 @@ class TraceBlock:
 
 
 def trace_rules(store: Store | None) -> TraceRules:
-    """The domain rules of a chain held in `store` (None: a chain without history)."""
-    return TraceRules(store_lookup(store) if store is not None else None)
+    """The domain rules of a chain held in `store` (None: a chain without history).
+
+    The rules look goods up by their canonical key, so the store's product index is keyed
+    by it (a store written by an earlier version is re-keyed here, once)."""
+    if store is None:
+        return TraceRules(None)
+    store.use_index(PRODUCT_INDEX)
+    return TraceRules(store_lookup(store))
