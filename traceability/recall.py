@@ -235,9 +235,7 @@ def _check(tx: Transaction, affected: Mapping[str, str], recalls: Mapping[str, R
         if recall_id is None:
             continue
         recall = recalls[recall_id]
-        what = (
-            "the lot itself" if key == canonical_key(recall.lot) else f"traced from {recall.lot}"
-        )
+        what = "the lot itself" if key == canonical_key(recall.lot) else f"traced from {recall.lot}"
         hint = (
             "; to bring it back, record the movement with disposition 'recalled' or 'returned'"
             if step in MOVING_STEPS
