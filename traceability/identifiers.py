@@ -150,10 +150,7 @@ def _gln_key(key: _WebKey) -> str | None:
 _KEYERS = {"01": _gtin_key, "00": _sscc_key, "414": _gln_key}
 
 
-def _digital_link_key(uri: str) -> str | None:
-    key = _web_key(uri)
-    if key is None:
-        return None
+def _digital_link_key(key: _WebKey) -> str | None:
     try:
         return _KEYERS[key.ai](key)
     except CodeError:
@@ -163,19 +160,21 @@ def _digital_link_key(uri: str) -> str | None:
 @functools.lru_cache(maxsize=_CACHE)
 def _canonical(identifier: str) -> str:
     try:
-        if _web_key(identifier) is not None:
-            return _digital_link_key(identifier) or identifier
+        key = _web_key(identifier)
+        if key is not None:
+            return _digital_link_key(key) or identifier
         if not identifier.startswith(("urn:epc:", "http://", "https://")):
             return identifier
         translated = normaliser(identifier)
         if translated is None:
             return identifier
-        if _web_key(translated) is None:
+        key = _web_key(translated)
+        if key is None:
             return translated  # another GS1 key (GRAI, GIAI, …) in GS1's canonical form
         # Only an EPC URN names a GTIN, SSCC or GLN that the Digital Link reading missed.
         if not identifier.startswith("urn:epc:"):
             return identifier
-        return _digital_link_key(translated) or identifier
+        return _digital_link_key(key) or identifier
     except Exception:  # a rule input: an identifier that breaks a parser is its own key
         return identifier
 
