@@ -12,11 +12,11 @@ from ledger.tx import Transaction
 #: (organisation, bizStep, GS1 company prefix + item reference, product note)
 CASES = (
     ("gannan-orchard-coop", "commissioning", "0690123400001", "赣南脐橙 Gannan navel orange"),
-    ("wenshan-growers", "commissioning", "0690456700002", "文山三七 Wenshan notoginseng root"),
+    ("wenshan-growers", "commissioning", "0690456700007", "文山三七 Wenshan notoginseng root"),
     ("ganzhou-mask-factory", "commissioning", "0690789000003", "KN95 口罩 mask batch"),
     ("ganzhou-packing-house", "packing", "0690123400001", "赣南脐橙 5 kg carton"),
     ("cold-chain-logistics", "shipping", "0690123400001", "冷链 cold chain 4 °C"),
-    ("testing-centre", "inspecting", "0690456700002", "pesticide residue: pass"),
+    ("testing-centre", "inspecting", "0690456700007", "pesticide residue: pass"),
 )
 
 

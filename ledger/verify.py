@@ -23,7 +23,6 @@ from .claims import tx_claims
 from .errors import LedgerError
 from .evidence import check_evidence
 from .genesis import Genesis
-from .identifiers import tx_identifiers
 from .membership import Membership
 from .store import RawBlock, Store
 from .tx import Transaction
@@ -166,6 +165,11 @@ def verify_store(
     last_commit: CommitCertificate | None = None
     evidence_keys: set[str] = set()
     domain = rules(store) if rules is not None else None
+    if check_indexes and store.index is None:
+        report.notes.append(
+            f"product index not checked: it is keyed by {store.indexed_by()!r}, which this "
+            "verification was not given (verify with the domain rules)"
+        )
     for raw in store.raw_blocks():
         height = raw.height
         try:
@@ -239,7 +243,8 @@ def _none_known(_ids: list[str]) -> set[str]:
 
 
 def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes]]) -> None:
-    """Derived tables (log nodes, product index) must agree with the verified block."""
+    """Derived tables (log nodes, product index) must agree with the verified block; the
+    product index as keyed by the store's ProductIndex (the domain's canonical key)."""
     by_level: dict[int, dict[int, bytes]] = {}
     for level, index, digest in nodes:
         by_level.setdefault(level, {})[index] = digest
@@ -247,12 +252,13 @@ def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes
         stored = store.log_nodes(level, min(expected), max(expected))
         if stored != expected:
             raise LedgerError("stored log nodes differ from the ones this block produces")
-    if block.txs:
+    index = store.index
+    if block.txs and index is not None:
         first = block.header.log_size - len(block.txs)
         expected_rows = {
             (ident, first + pos)
             for pos, tx in enumerate(block.txs)
-            for ident in tx_identifiers(tx.type, tx.payload)
+            for ident in index.identifiers(tx.type, tx.payload)
         }
         if set(store.product_rows(first, block.header.log_size - 1)) != expected_rows:
             raise LedgerError("stored product index differs from the block's transactions")

@@ -244,3 +244,17 @@ def test_errors_are_one_line(server: Server, tmp_path: Path, args: list[str], wo
     assert result.exit_code in (1, 2), result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
+
+
+def test_import_refuses_a_row_with_a_wrong_gtin_check_digit(server: Server, tmp_path: Path) -> None:
+    source = tmp_path / "digits.csv"
+    with source.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["eventTime", "action", "bizStep", "epcList"])
+        for gtin in ("06907890000346", "06907890000347"):  # the second ends in a wrong digit
+            out.writerow(["2026-11-20T08:00:00+08:00", "ADD", "commissioning",
+                          f"https://id.gs1.org/01/{gtin}/21/CD{gtin[-1]}"])  # fmt: skip
+    result = parktrace("import", str(source), *me(server), "--wait", "20")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 events, 1 accepted, 1 refused; 1 committed" in result.stdout
+    assert "line 3" in result.stdout and "gtin-check-digit" in result.stdout

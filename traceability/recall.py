@@ -7,9 +7,11 @@ A `recall` transaction (the write policy lets only the regulator role record one
      "units": [<identifier>, ...],        optional: more starting points, see below
      "reference": <text>}                 optional: the regulator's file number
 
-**Which units are affected.** Every identifier below is compared as spelled (no
-normalisation: the ledger rule must not depend on a heuristic parser), so whoever prepares
-a recall lists every spelling the chain uses (the API's recall endpoint does).
+**Which units are affected.** Identifiers are compared by their canonical key
+(`traceability.identifiers.canonical_key`): the QR code's Digital Link with the lot before
+the serial, the short `/01/…/21/…` form, another resolver's host, the EPC URN and the
+legacy short names of one unit are one unit, so a recall names each thing once, in any
+spelling. The key is a function of the identifier alone, so every node agrees on it.
 
 1. The roots: `lot` and every entry of `units`. `units` exists because the chain cannot
    always link a lot to its units: serialised codes are keyed (api/codes/serials.py), so
@@ -60,6 +62,7 @@ from ledger.policy import EPCIS_TX_TYPE, normalize_biz_step
 from ledger.store import Store
 from ledger.store.models import ProductRow, TxRow
 from ledger.tx import Transaction
+from traceability.identifiers import canonical_key
 
 RECALL_TX_TYPE = "recall"
 RECALL_FIELDS = frozenset({"lot", "reason", "units", "reference"})
@@ -157,20 +160,27 @@ def _disposition(event: dict[str, Any]) -> str | None:
 
 
 def _named(event: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    """Identifiers in the given EPC and quantity lists of an event, in order."""
+    """Canonical keys of the identifiers in the given EPC and quantity lists of an event,
+    in order."""
     found: list[str] = []
     for key in keys:
         items = event.get(key)
         for item in items if isinstance(items, list) else ():
             value = item.get("epcClass") if isinstance(item, dict) else item
             if isinstance(value, str) and 0 < len(value) <= MAX_IDENTIFIER:
-                found.append(value)
+                found.append(canonical_key(value))
     return found
 
 
+def event_keys(event: dict[str, Any]) -> set[str]:
+    """Canonical keys of everything an event names (objects, classes, parent)."""
+    return {canonical_key(i) for i in event_identifiers(event)}
+
+
 def links(event: dict[str, Any]) -> tuple[list[str], list[str], str | None]:
-    """(sources, targets, transformationID): what an event carries forward. An affected
-    source makes every target affected; a transformationID joins events into one."""
+    """(sources, targets, transformationID): what an event carries forward, as canonical
+    keys. An affected source makes every target affected; a transformationID joins
+    events into one."""
     kind = event.get("type")
     parent = event.get("parentID")
     if (
@@ -179,7 +189,7 @@ def links(event: dict[str, Any]) -> tuple[list[str], list[str], str | None]:
         and isinstance(parent, str)
         and 0 < len(parent) <= MAX_IDENTIFIER
     ):
-        return _named(event, _CHILDREN), [parent], None
+        return _named(event, _CHILDREN), [canonical_key(parent)], None
     if kind == "TransformationEvent":
         tid = event.get("transformationID")
         joined = tid if isinstance(tid, str) else None
@@ -220,11 +230,12 @@ def _check(tx: Transaction, affected: Mapping[str, str], recalls: Mapping[str, R
     if step is None:
         return
     for identifier in sorted(event_identifiers(event)):
-        recall_id = affected.get(identifier)
+        key = canonical_key(identifier)
+        recall_id = affected.get(key)
         if recall_id is None:
             continue
         recall = recalls[recall_id]
-        what = "the lot itself" if identifier == recall.lot else f"traced from {recall.lot}"
+        what = "the lot itself" if key == canonical_key(recall.lot) else f"traced from {recall.lot}"
         hint = (
             "; to bring it back, record the movement with disposition 'recalled' or 'returned'"
             if step in MOVING_STEPS
@@ -242,7 +253,7 @@ class RecallIndex:
     """The recalls of the chain after some block: an immutable value, one per block."""
 
     recalls: Mapping[str, Recall] = field(default_factory=lambda: MappingProxyType({}))
-    #: identifier -> id of the recall that reaches it (the first one)
+    #: canonical key -> id of the recall that reaches it (the first one)
     affected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: transformationID -> id of the recall that reached one of its inputs
     tainted: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -250,8 +261,8 @@ class RecallIndex:
     outputs: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def recall_of(self, identifier: str) -> Recall | None:
-        """The recall that makes `identifier` affected (as spelled on the chain), if any."""
-        recall_id = self.affected.get(identifier)
+        """The recall that makes `identifier` (any spelling) affected, if any."""
+        recall_id = self.affected.get(canonical_key(identifier))
         return self.recalls[recall_id] if recall_id is not None else None
 
     def check(self, tx: Transaction) -> None:
@@ -349,13 +360,14 @@ class RecallBlock:
         lot, reason, units, reference = parse_recall(tx.payload)
         recall = Recall(tx.id, self.height, lot, reason, units, reference, tx.signer)
         self._own("_recalls")[tx.id] = recall
-        frontier = [r for r in (lot, *units) if r not in self._affected]
+        roots = dict.fromkeys(canonical_key(r) for r in (lot, *units))
+        frontier = [r for r in roots if r not in self._affected]
         for root in frontier:
             self._own("_affected")[root] = tx.id
         while frontier:
             found = set(frontier)
             events = list(self.lookup(found, self.height)) if self.lookup else []
-            events += [e for e in self._earlier if event_identifiers(e) & found]
+            events += [e for e in self._earlier if event_keys(e) & found]
             following: list[str] = []
             for event in events:
                 following += self._carry(*links(event))
@@ -363,7 +375,8 @@ class RecallBlock:
 
 
 def store_lookup(store: Store) -> ChainLookup:
-    """A ChainLookup over a node's store: the product index finds the transactions."""
+    """A ChainLookup over a node's store: the product index, keyed by the canonical key
+    (`trace_rules` sees to it), finds the transactions."""
 
     def lookup(identifiers: Collection[str], below_height: int) -> Iterator[dict[str, Any]]:
         wanted = sorted(identifiers)

@@ -39,6 +39,7 @@ from .codes.batch import parse_payload as parse_batch
 from .codes.issuance import check_issue
 from .epcis.records import check_payload as check_event_payload
 from .epcis.uniqueness import check_event_id
+from .identifiers import PRODUCT_INDEX
 from .recall import (
     RECALL_TX_TYPE,
     ChainLookup,
@@ -142,7 +143,11 @@ class TraceBlock:
 
 
 def trace_rules(store: Store | None) -> TraceRules:
-    """The domain rules of a chain held in `store` (None: a chain without history)."""
+    """The domain rules of a chain held in `store` (None: a chain without history).
+
+    The rules look goods up by their canonical key, so the store's product index is keyed
+    by it (a store written by an earlier version is re-keyed here, once)."""
     if store is None:
         return TraceRules()
+    store.use_index(PRODUCT_INDEX)
     return TraceRules(store_lookup(store), claims=store_claims(store))

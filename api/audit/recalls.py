@@ -1,12 +1,13 @@
 """Recalls from the regulator's side: plan one (which units it must name) and list the
 committed ones with what they reach.
 
-Planning: the ledger compares identifiers exactly and cannot tell which keyed serials
-belong to a lot (ledger.recall). So before the regulator signs a recall, the node traces
-the lot forward (api.audit.trace) — opening the lot's `codes.issue` batches with its
-resolver keys to find the serialised units — and lists every identifier reached, in every
-spelling the chain uses, as the recall's `units`. The ledger then follows aggregations
-and transformations from those on its own, at the recall and forever after.
+Planning: the ledger compares identifiers by their canonical key but cannot tell which
+keyed serials belong to a lot (traceability.recall). So before the regulator signs a
+recall, the node traces the lot forward (traceability.audit.trace) — opening the lot's
+`codes.issue` batches with its resolver keys to find the serialised units — and lists
+every unit reached, once, by its canonical key, as the recall's `units`. The ledger then
+follows aggregations and transformations from those on its own, at the recall and
+forever after.
 
 A transaction is at most 64 KiB, so a recall reaching more units than one transaction
 holds is planned as several recall transactions of the same lot, each naming a share.
@@ -68,15 +69,12 @@ def plan(
 ) -> dict[str, Any]:
     """The recall payloads (without reason) that name everything `lot` reached."""
     trace = forward(index, membership, lot, units_of)
-    units: list[str] = []
-    if trace is not None:
-        for spellings in trace["spellings"].values():
-            units += [s for s in spellings if s != lot]
-    units = sorted(set(units))
+    root = canonical_identifier(lot)
+    units = sorted(key for key in (trace["spellings"] if trace else ()) if key != root)
     chunks = [units[i : i + UNITS_PER_TX] for i in range(0, len(units), UNITS_PER_TX)] or [[]]
     return {
         "lot": lot,
-        "canonical": canonical_identifier(lot),
+        "canonical": root,
         "units": len(units),
         "notes": trace["units"]["notes"] if trace else [],
         "traced": trace is not None,

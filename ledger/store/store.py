@@ -20,7 +20,7 @@ from .. import codec, merkle
 from ..block import Block, CommitCertificate, Header
 from ..claims import tx_claims
 from ..errors import LedgerError
-from ..identifiers import tx_identifiers
+from ..identifiers import AS_SPELLED, ProductIndex
 from ..tx import Transaction
 from .models import BlockRow, ClaimRow, LogNodeRow, Meta, ProductRow, TxRow
 
@@ -29,6 +29,10 @@ _BLOCK = BlockRow.__table__.c
 _TX = TxRow.__table__.c
 _NODE_CACHE = 1 << 16  # log nodes kept in memory (32-byte hashes)
 _KNOWN_CHUNK = 500  # ids per lookup statement (SQLite's host-parameter limit is far above)
+_REINDEX_BATCH = 2000  # transactions read at a time while the product index is rebuilt
+#: Meta key naming the ProductIndex the product_index rows were written with (absent: the
+#: identifiers as spelled, what stores held before the index had a name).
+INDEX_META = "product_index"
 
 
 class StoreError(LedgerError):
@@ -100,22 +104,43 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _payload_of(envelope: str) -> Any:
+    """The payload of a stored envelope; None if the text is not one (the verifier names
+    such a row; re-indexing only skips it)."""
+    try:
+        return json.loads(envelope)["body"]["payload"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _canon(obj: Any) -> str:
     return codec.canonical(obj).decode("utf-8")
 
 
 class Store:
-    """One node's copy of the chain."""
+    """One node's copy of the chain.
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    `index`: how the product index keys identifiers (the domain's, see
+    `ledger.identifiers.ProductIndex`); without one, the store goes on with the index it
+    recorded if that is the as-spelled one, and otherwise refuses to write blocks (it
+    cannot compute their rows) until `use_index` names it."""
+
+    def __init__(
+        self, url: str, *, migrate: bool = True, index: ProductIndex | None = None
+    ) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self._nodes: dict[tuple[int, int], bytes] = {}
+        self._index: ProductIndex | None = None
         try:
             if migrate:
                 self.migrate()
             else:
                 self._check_schema()
+            if index is not None:
+                self.use_index(index)
+            elif self.indexed_by() == AS_SPELLED.name:
+                self._index = AS_SPELLED
         except OperationalError as exc:
             raise StoreError(f"cannot open database {self.safe_url}: {exc.orig}") from exc
 
@@ -147,6 +172,67 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- the product index's keys ---------------------------------------------------------
+    @property
+    def index(self) -> ProductIndex | None:
+        """The ProductIndex the stored rows follow (None: a name this store was not given)."""
+        return self._index
+
+    def indexed_by(self) -> str:
+        """Name of the ProductIndex the stored rows were written with."""
+        return self.meta(INDEX_META) or AS_SPELLED.name
+
+    def use_index(self, index: ProductIndex) -> None:
+        """Key the product index with `index` from now on. Rows written with another one
+        (a store of an earlier version keyed identifiers as spelled) are rebuilt from the
+        stored transactions first, in one database transaction; idempotent."""
+        if self._index is not None and self._index.name == index.name:
+            self._index = index
+            return
+        with self.engine.begin() as conn:
+            recorded = conn.scalar(select(Meta.value).where(Meta.key == INDEX_META))
+            if (recorded or AS_SPELLED.name) != index.name:
+                self._rebuild_products(conn, index)
+                if recorded is None:
+                    conn.execute(insert(Meta.__table__), {"key": INDEX_META, "value": index.name})
+                else:
+                    conn.execute(
+                        update(Meta.__table__)
+                        .where(Meta.__table__.c.key == INDEX_META)
+                        .values(value=index.name)
+                    )
+        self._index = index
+
+    @staticmethod
+    def _rebuild_products(conn: Any, index: ProductIndex) -> None:
+        conn.execute(ProductRow.__table__.delete())
+        last = -1
+        while True:
+            batch = conn.execute(
+                select(_TX.log_index, _TX.type, _TX.envelope)
+                .where(_TX.log_index > last)
+                .order_by(_TX.log_index)
+                .limit(_REINDEX_BATCH)
+            ).all()
+            if not batch:
+                return
+            rows = [
+                {"identifier": ident, "log_index": log_index}
+                for log_index, tx_type, envelope in batch
+                for ident in sorted(index.identifiers(tx_type, _payload_of(envelope)))
+            ]
+            if rows:
+                conn.execute(insert(ProductRow.__table__), rows)
+            last = batch[-1].log_index
+
+    def _writing_index(self) -> ProductIndex:
+        if self._index is None:
+            raise StoreError(
+                f"this store's product index is keyed by {self.indexed_by()!r}; open it "
+                "with that index to write blocks"
+            )
+        return self._index
 
     # -- identity of the chain ------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -187,6 +273,7 @@ class Store:
         """Commit a block and everything derived from it in one database transaction."""
         h = block.header
         first_index = h.log_size - len(block.txs)
+        index = self._writing_index()
         # Core statements, not ORM objects: the same rows in the same order in one database
         # transaction, without building and flushing an ORM instance per transaction (that
         # was most of the cost of storing a block).
@@ -206,7 +293,7 @@ class Store:
             )
             products.extend(
                 {"identifier": ident, "log_index": log_index}
-                for ident in sorted(tx_identifiers(tx.type, tx.payload))
+                for ident in sorted(index.identifiers(tx.type, tx.payload))
             )
             claims.extend(
                 {"key": key, "log_index": log_index}
@@ -366,7 +453,10 @@ class Store:
     def txs_for_product(
         self, identifier: str, limit: int = 1000, types: Collection[str] | None = None
     ) -> list[StoredTx]:
-        """Transactions naming `identifier`, in ledger order; only of `types` if given."""
+        """Transactions naming `identifier` (any spelling of its key), in ledger order;
+        only of `types` if given."""
+        if self._index is not None:
+            identifier = self._index.key(identifier)
         product = ProductRow.__table__.c
         statement = (
             select(_TX.envelope, _TX.height, _TX.position, _TX.log_index)

@@ -5,21 +5,16 @@ banner and the chain's refusals can never disagree.
     info = recall_for(svc, link.instance_id, link.lot_id)   # Services or a NodeCore
     if info: show info.message(lang)
 
-Identifiers are looked up as given and in GS1 canonical form, so an EPC URN finds a
-recall named with a Digital Link and the reverse.
+Identifiers are looked up by their canonical key, as the chain's rule compares them, so
+an EPC URN finds a recall named with a Digital Link and the reverse.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from traceability.epcis.index import canonical_identifier
 from traceability.recall import Recall, RecallIndex
-
-_cache_lock = threading.Lock()
-_cache: tuple[RecallIndex, dict[str, str]] | None = None
 
 _TEXT = {
     "en": (
@@ -64,20 +59,6 @@ class RecallInfo:
         }
 
 
-def _canonical_map(index: RecallIndex) -> dict[str, str]:
-    """canonical identifier -> recall id, computed once per recall index value."""
-    global _cache
-    with _cache_lock:
-        if _cache is not None and _cache[0] is index:
-            return _cache[1]
-    mapping: dict[str, str] = {}
-    for identifier, recall_id in index.affected.items():
-        mapping.setdefault(canonical_identifier(identifier), recall_id)
-    with _cache_lock:
-        _cache = (index, mapping)
-    return mapping
-
-
 def recall_for(source: Any, *identifiers: str | None) -> RecallInfo | None:
     """The recall reaching any of `identifiers` (the first that matches), or None.
 
@@ -87,16 +68,10 @@ def recall_for(source: Any, *identifiers: str | None) -> RecallInfo | None:
     index: RecallIndex | None = getattr(rules, "recalls", None)
     if index is None or not index.affected:
         return None
-    canonical = None
     for identifier in identifiers:
-        if not identifier:
-            continue
-        recall_id = index.affected.get(identifier)
-        if recall_id is None:
-            canonical = canonical if canonical is not None else _canonical_map(index)
-            recall_id = canonical.get(canonical_identifier(identifier))
-        if recall_id is not None:
-            return _info(node, identifier, index.recalls[recall_id])
+        recall = index.recall_of(identifier) if identifier else None
+        if recall is not None:
+            return _info(node, identifier, recall)
     return None
 
 

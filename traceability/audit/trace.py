@@ -11,8 +11,8 @@ the chain), the containers they were aggregated into (boxes, cartons, pallets), 
 outputs of transformations that consumed them, and every shipment, destination and
 retail location of each, from the moment it carried what is traced.
 
-Identifiers match in any GS1 spelling; every spelling met is kept (`spellings`), which is
-what a recall must name for the ledger's exact-match rule (ledger.recall).
+Identifiers match by their canonical key (traceability.identifiers), as the recall rule
+compares them; every spelling met is kept (`spellings`, by key) for display.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ indexed for queries (by EPC, class, bizStep, time, location, disposition, eventI
 It is derived data, never a source of truth: it follows the node's store block by block
 (`sync`) and can be rebuilt from it at any time, which is why it lives in its own
 database (in memory unless configured) instead of in the ledger's schema. Identifiers
-are indexed in GS1's canonical Digital Link form when they have one, so
-'urn:epc:id:sgtin:0614141.107346.2017' and its Digital Link URI find the same events.
+are indexed by their canonical key (`traceability.identifiers`), so
+'urn:epc:id:sgtin:0614141.107346.2017', its Digital Link URI on any host and its QR
+code's spelling find the same events; an index kept with another key is rebuilt.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections import OrderedDict
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from epcis_event_hash_generator.dl_normaliser import normaliser
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -45,6 +44,7 @@ from ledger.store import Store
 from traceability.epcis import cbv
 from traceability.epcis.records import event_id_of
 from traceability.epcis.rules import parse_timestamp
+from traceability.identifiers import PRODUCT_INDEX, canonical_key
 from traceability.receipts import MembershipChange
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,14 +112,9 @@ CLASS_ROLES = {
 }
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def canonical_identifier(value: str) -> str:
-    """GS1 canonical Digital Link form of an EPC/class/location URI, else the value.
-    Memoised: a pure function, and locations, classes and lots recur in event after event."""
-    try:
-        return normaliser(value) or value
-    except Exception:  # the normaliser is a heuristic parser; unknown forms stay as given
-        return value
+    """The key an identifier is indexed and queried by (`canonical_key`)."""
+    return canonical_key(value)
 
 
 def micros(moment: datetime) -> int:
@@ -288,6 +283,7 @@ class EventIndex:
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         self._lock = threading.RLock()
+        self._forget_other_keys()
         self._height = self._stored_height()
         self._memo: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
 
@@ -297,6 +293,17 @@ class EventIndex:
     @property
     def height(self) -> int:
         return self._height
+
+    def _forget_other_keys(self) -> None:
+        """Empty a kept index whose identifiers were keyed otherwise: it is rebuilt from
+        the store as it follows it again."""
+        with self.engine.begin() as conn:
+            keyed = conn.scalar(select(meta.c.value).where(meta.c.key == "keys"))
+            if keyed == PRODUCT_INDEX.name:
+                return
+            for table in (identifiers, events, membership_txs, meta):
+                conn.execute(table.delete())
+            _set_meta(conn, "keys", PRODUCT_INDEX.name)
 
     def _stored_height(self) -> int:
         with self.engine.connect() as conn:

@@ -7,7 +7,10 @@
 * mandatory fields the schema leaves optional (an AggregationEvent that adds or
   deletes children names its parent);
 * extensions: every field outside the standard is namespaced with a prefix that the
-  @context declares (or is an absolute IRI), at any depth.
+  @context declares (or is an absolute IRI), at any depth;
+* GS1 keys: every GTIN, SSCC and GLN a Digital Link names (objects, parent, classes,
+  locations, sources and destinations) has its check digit right
+  (`traceability.identifiers.key_problem`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from traceability.epcis import cbv
 from traceability.epcis.context import Context, is_namespaced
 from traceability.epcis.problems import Problem, join_path
+from traceability.identifiers import key_problem
 
 EVENT_TYPES = (
     "ObjectEvent",
@@ -223,6 +227,42 @@ def _checks(event: dict[str, Any], kind: str, ctx: Context, path: str) -> Iterat
     for i, element in enumerate(_list(event.get("sensorElementList"))):
         yield from _sensor_element(element, ctx, at("sensorElementList", i))
     yield from _extensions(event, STANDARD_FIELDS[kind], ctx, path)
+    yield from _key_problems(event, path)
+
+
+#: Where an event names objects, classes, parties and places, and the field of each entry
+#: that holds the identifier (None: the entry is the identifier).
+_NAMED: dict[str, str | None] = {
+    "epcList": None,
+    "childEPCs": None,
+    "inputEPCList": None,
+    "outputEPCList": None,
+    "quantityList": "epcClass",
+    "childQuantityList": "epcClass",
+    "inputQuantityList": "epcClass",
+    "outputQuantityList": "epcClass",
+    "sourceList": "source",
+    "destinationList": "destination",
+}
+
+
+def _key_problems(event: dict[str, Any], path: str) -> Iterator[Problem]:
+    """A GTIN, SSCC or GLN with a wrong check digit, wherever the event names one."""
+    named: list[tuple[str, Any]] = [(join_path(path, "parentID"), event.get("parentID"))]
+    for key in ("readPoint", "bizLocation"):
+        place = event.get(key)
+        if isinstance(place, dict):
+            named.append((join_path(path, key, "id"), place.get("id")))
+    for key, inner in _NAMED.items():
+        for i, item in enumerate(_list(event.get(key))):
+            if inner is None:
+                named.append((join_path(path, key, i), item))
+            elif isinstance(item, dict):
+                named.append((join_path(path, key, i, inner), item.get(inner)))
+    for where, value in named:
+        found = key_problem(value) if isinstance(value, str) else None
+        if found is not None:
+            yield Problem(where, *found)
 
 
 def _sensor_element(element: Any, ctx: Context, path: str) -> Iterator[Problem | None]:
