@@ -18,11 +18,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from ledger.genesis import Genesis
+from nodes.config import ApiLimits
 from nodes.service import NodeCore
 from traceability.epcis.index import EventIndex
 
 from . import docs_pages, errors
 from .auth import Identity, RequestVerifier
+from .edge.body import BodyLimit
+from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 
@@ -40,8 +43,8 @@ class ApiSettings:
     max_wait: float = 60.0
     #: Most transactions in one batch submission.
     max_batch: int = 1000
-    #: Largest request body for batches and captures (bytes).
-    max_body_bytes: int = 32 * 1024 * 1024
+    #: What one client may cost (body sizes, request rate; connections are the server's).
+    limits: ApiLimits = field(default_factory=ApiLimits)
     #: Database of the event index (derived, rebuilt from the chain); None = in memory.
     index_url: str | None = None
     #: Organisation id -> identity this node signs `/capture`d events with, for EPCIS
@@ -146,4 +149,7 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
     errors.install(app)
     for router in _routers():
         app.include_router(router)
+    # The last added runs first: a client over its rate costs nothing more.
+    app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(RateLimit, rate=settings.limits.rate, burst=settings.limits.burst)
     return app

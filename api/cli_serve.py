@@ -50,14 +50,13 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
 ) -> None:
     """Serve the API of a single-process node (--solo), committing blocks itself."""
-    import uvicorn
-
     from ledger.consortium import Consortium
     from ledger.store import Store
     from nodes.solo import SoloNode
 
     from .app import ApiSettings, create_app
     from .auth import Identity
+    from .edge.server import edge_server
 
     if not solo:
         _fail("only --solo is available here; consortium members serve the API from their node")
@@ -90,4 +89,4 @@ def serve(
         f"(height {node.height}; API docs at /docs)",
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    edge_server(app, host, port, settings.limits, log_level=log_level).run()
