@@ -277,6 +277,14 @@ def test_slowloris_connections_are_closed_within_the_header_timeout(node: Node) 
     assert node.health()["height"] > 0
 
 
+def test_malformed_requests_cannot_flood_the_log(node: Node) -> None:
+    before = node.log_size()
+    answers = [_raw_request(node, b"NOT HTTP AT ALL\r\n\r\n") for _ in range(300)]
+    assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers), answers[0]
+    assert node.log_size() - before < 8 * 1024
+    assert node.health()["height"] > 0
+
+
 def test_a_lone_surrogate_in_status_ids_is_a_client_error(node: Node) -> None:
     response = httpx.post(
         f"{node.member.url}/v1/transactions/status",

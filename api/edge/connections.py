@@ -171,12 +171,17 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
-class RateLimitedLog(logging.Filter):
-    """Let through one record per `every` seconds of each kind (its first line); say how
-    many were dropped. An accept() failing for want of descriptors otherwise logs once per
-    pending connection, megabytes a second."""
+#: Messages any client can make the node log at will: an accept() failing for want of
+#: descriptors (asyncio logs it once per pending connection, megabytes a second) and a
+#: malformed request (uvicorn warns once per request).
+FLOODING = ("socket.accept()", "Invalid HTTP request received")
 
-    def __init__(self, every: float = 10.0, prefixes: tuple[str, ...] = ("socket.accept()",)):
+
+class RateLimitedLog(logging.Filter):
+    """Let through one record per `every` seconds of each kind (its first line) and say
+    how many were dropped."""
+
+    def __init__(self, every: float = 10.0, prefixes: tuple[str, ...] = FLOODING):
         super().__init__()
         self.every = every
         self.prefixes = prefixes
@@ -195,15 +200,16 @@ class RateLimitedLog(logging.Filter):
         self._last[key] = (now, 0)
         if dropped:
             record.msg = f"{text}\n({dropped} more like it in the last {now - last:.0f} s)"
-        record.exc_info = None  # the traceback is the same every time: EMFILE in accept()
+        record.exc_info = None  # the same traceback every time
         return True
 
 
-_ACCEPT_FILTER = RateLimitedLog()
+_FLOOD_FILTER = RateLimitedLog()
 
 
-def limit_accept_error_logs() -> None:
-    """Install the filter on the logger asyncio reports accept() failures to (once)."""
-    logger = logging.getLogger("asyncio")
-    if _ACCEPT_FILTER not in logger.filters:
-        logger.addFilter(_ACCEPT_FILTER)
+def limit_flooding_logs() -> None:
+    """Install the filter on the loggers those messages go to (once)."""
+    for name in ("asyncio", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if _FLOOD_FILTER not in logger.filters:
+            logger.addFilter(_FLOOD_FILTER)

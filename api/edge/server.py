@@ -14,7 +14,7 @@ from .connections import (
     ConnectionGate,
     connection_cap,
     guarded_protocol,
-    limit_accept_error_logs,
+    limit_flooding_logs,
     raise_descriptor_limit,
 )
 
@@ -57,7 +57,7 @@ def edge_server(
             descriptors,
             limits.descriptor_reserve,
         )
-    limit_accept_error_logs()
+    limit_flooding_logs()
     gate = ConnectionGate(cap)
     config = uvicorn.Config(
         app,
