@@ -5,7 +5,9 @@ from a single queue and feeds them to the machine one at a time, then carries ou
 actions it returns, in order, awaiting each: the sign state is on disk before any vote
 signed under it is sent, and a block is in the store before any client hears it
 committed. Everything else (peer links, the API, timers, gossip) only puts events in
-that queue, so the machine never sees two inputs at once.
+that queue, so the machine never sees two inputs at once. A sign state that cannot be
+written stops the validator voting (its signed messages are held back), never the node,
+until a retry writes it.
 
 Heights without transactions: after a commit the node waits before starting the next
 height until a transaction is pending, a peer has moved on, or `idle_ms` passes (a
