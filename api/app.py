@@ -21,6 +21,8 @@ from traceability.epcis.index import EventIndex
 
 from . import docs_pages, errors
 from .auth import RequestVerifier
+from .edge.body import BodyLimit
+from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 from .routes import audit, chain, codes, epcis, resolver, transactions
@@ -103,4 +105,7 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
     errors.install(app)
     for router in _routers():
         app.include_router(router)
+    # The last added runs first: a client over its rate costs nothing more.
+    app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(RateLimit, rate=settings.limits.rate, burst=settings.limits.burst)
     return app

@@ -15,19 +15,19 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 from pythonjsonlogger.json import JsonFormatter
 
 from nodes.config import NodeConfig
 from nodes.runtime import Node
 
+from .edge.server import EdgeServer, edge_server
 from .routes import ops
 
 log = logging.getLogger("parktrace.node")
 
 
-class _EmbeddedServer(uvicorn.Server):
+class _EmbeddedServer(EdgeServer):
     """uvicorn without its own signal handling: the node process owns the signals."""
 
     @contextlib.contextmanager
@@ -48,9 +48,9 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def build_app(node: Node) -> FastAPI:
-    from .app import create_app
+    from .app import ApiSettings, create_app
 
-    app = create_app(node)
+    app = create_app(node, settings=ApiSettings(limits=node.config.api))
     app.state.node = node
     app.include_router(ops.router)
     return app
@@ -58,15 +58,15 @@ def build_app(node: Node) -> FastAPI:
 
 async def serve(node: Node, *, install_signals: bool = True) -> None:
     host, port = node.config.api_listen
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            build_app(node),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
+    server = edge_server(
+        build_app(node),
+        host,
+        port,
+        node.config.api,
+        kind=_EmbeddedServer,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
     )
     stop = asyncio.Event()
     if install_signals:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ledger.genesis import Genesis
+from nodes.config import ApiLimits
 from nodes.service import NodeCore
 from sdk.signing import Identity
 from traceability.epcis.index import EventIndex
@@ -26,8 +27,8 @@ class ApiSettings:
     max_wait: float = 60.0
     #: Most transactions in one batch submission.
     max_batch: int = 1000
-    #: Largest request body for batches and captures (bytes).
-    max_body_bytes: int = 32 * 1024 * 1024
+    #: What one client may cost (body sizes, request rate; connections are the server's).
+    limits: ApiLimits = field(default_factory=ApiLimits)
     #: Database of the event index (derived, rebuilt from the chain); None = in memory.
     index_url: str | None = None
     #: Organisation id -> identity this node signs `/capture`d events with, for EPCIS

@@ -78,13 +78,17 @@ def serve(kind: str, port: int, directory: Path) -> None:
         from api.services import ApiSettings
         from ledger.genesis import Genesis
         from ledger.store import Store
+        from nodes.config import ApiLimits
         from nodes.service import NodeCore
         from traceability.codes.sealing import ResolverKey
 
         genesis = Genesis.load(directory / "consortium" / "genesis.json")
         store = Store(f"sqlite:///{directory / 'node.db'}")  # a kept dataset: migrated
         node = NodeCore(genesis, store, genesis.membership())
-        app = create_app(node, settings=ApiSettings(index_url=_index_url(directory)))
+        # One load generator is one client address: without a per-client rate, so what is
+        # measured is the cost of a lookup (the other edge limits stay as a node has them).
+        settings = ApiSettings(index_url=_index_url(directory), limits=ApiLimits(rate=0))
+        app = create_app(node, settings=settings)
         key = ResolverKey.from_seed(RESOLVER_SEED)
         install(app, CodesSettings(resolver_host=HOST, resolver_keys=(key,)))
     config = uvicorn.Config(

@@ -41,9 +41,8 @@ def serve(
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
 ) -> None:
     """Serve the API of a single-process node (--solo), committing blocks itself."""
-    import uvicorn
-
     from api.app import create_app
+    from api.edge.server import edge_server
     from api.services import ApiSettings
     from ledger.consortium import Consortium
     from ledger.store import Store
@@ -76,4 +75,4 @@ def serve(
         f"(height {node.height}; API docs at /docs)",
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    edge_server(app, host, port, settings.limits, log_level=log_level).run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -51,23 +52,49 @@ COMPOSE_P2P = 26656
 COMPOSE_API = 8000
 
 
+#: Where the kernel picks ports for outgoing connections (Linux; the usual default).
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL = (32768, 60999)
+#: Ports below this are left to the system's own services.
+LOWEST_PORT = 10000
+
+
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL
+
+
 def free_ports(count: int = 8, host: str = "127.0.0.1") -> int:
     """A port that is free now with the `count` ports after it (a cluster's p2p or API
-    ports are base+1, base+2, …); 0 asks for one free port."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65535:
-            continue
-        try:
-            for port in range(base + 1, base + count + 1):
-                with socket.socket() as taken:
-                    taken.bind((host, port))
-        except OSError:
-            continue
-        return base
+    ports are base+1, base+2, …); 0 asks for one free port.
+
+    Never in the ephemeral range: the kernel hands those out as the source port of
+    outgoing connections, so a node's port could be taken (even by a client connecting
+    to that very port before the node listens) between this call and the node's bind."""
+    low, high = ephemeral_range()
+    spans = [(LOWEST_PORT, low - count - 1), (high + 1, 65535 - count)]
+    spans = [(start, end) for start, end in spans if end >= start]
+    if not spans:
+        raise RuntimeError(f"no room for {count + 1} ports outside the ephemeral range")
+    pick = random.SystemRandom()
+    for _ in range(200):
+        start, end = pick.choice(spans)
+        base = pick.randint(start, end)
+        if all(_port_free(host, port) for port in range(base, base + count + 1)):
+            return base
     raise RuntimeError(f"no {count + 1} consecutive free ports on {host}")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def compose_db_url(node_id: str) -> str:

@@ -17,6 +17,17 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
 
     [api]
     listen = "127.0.0.1:8601"
+    max_connections = 1000  # open client connections; more are answered 503 and closed
+    header_timeout = 10.0   # seconds a connection has to send a request head (slowloris)
+    body_timeout = 60.0     # seconds a request has to send its whole body
+    keep_alive = 5.0        # an idle connection is closed this long after a response
+    max_body_bytes = 1048576        # any request body…
+    max_batch_bytes = 8388608       # …but /v1/transactions/batch
+    max_document_bytes = 33554432   # …and /capture (EPCIS documents)
+    large_bodies = 4        # bodies above max_body_bytes read at once; more get 503
+    rate = 100.0            # requests per second per client address (0: no limit)…
+    burst = 500             # …with bursts of this many
+    descriptor_reserve = 128  # file descriptors kept free of clients (store, sign state)
 
     [blocks]
     max_txs = 2000          # a block takes at most this many transactions
@@ -61,6 +72,25 @@ class BlockConfig:
 
 
 @dataclass(frozen=True)
+class ApiLimits:
+    """What one client may cost the node's HTTP API: enforced at the edge (api/edge/),
+    before a request reaches a route, so no client can starve the consensus loop that
+    shares the process."""
+
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive: float = 5.0
+    max_body_bytes: int = 1024 * 1024
+    max_batch_bytes: int = 8 * 1024 * 1024
+    max_document_bytes: int = 32 * 1024 * 1024
+    large_bodies: int = 4
+    rate: float = 100.0
+    burst: int = 500
+    descriptor_reserve: int = 128
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     id: str
     #: The whole consortium directory; None for a node given only its own files.
@@ -71,6 +101,7 @@ class NodeConfig:
     peers: dict[str, tuple[str, int]]
     api_listen: tuple[str, int]
     blocks: BlockConfig = field(default_factory=BlockConfig)
+    api: ApiLimits = field(default_factory=ApiLimits)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     key_passphrase_env: str = ""
     source: Path | None = None
@@ -140,6 +171,9 @@ class NodeConfig:
             db = f"sqlite:///{(base / db[len('sqlite:///') :]).resolve()}"
         blocks = data.get("blocks", {})
         consensus = data.get("consensus", {})
+        api = data.get("api", {})
+        if not isinstance(api, dict):
+            raise ConfigError("[api]: expected a table")
         return cls(
             id=node["id"],
             consortium=files["consortium"],
@@ -147,10 +181,11 @@ class NodeConfig:
             data_dir=(base / node.get("data_dir", ".")).resolve(),
             listen=_address(network.get("listen", "127.0.0.1:26601"), "[network] listen"),
             peers={pid: _address(a, f"[network.peers] {pid}") for pid, a in peers_raw.items()},
-            api_listen=_address(
-                data.get("api", {}).get("listen", "127.0.0.1:8601"), "[api] listen"
-            ),
+            api_listen=_address(api.get("listen", "127.0.0.1:8601"), "[api] listen"),
             blocks=_dataclass(BlockConfig, blocks, "[blocks]"),
+            api=_dataclass(
+                ApiLimits, {k: v for k, v in api.items() if k != "listen"}, "[api]", positive=True
+            ),
             consensus=_dataclass(ConsensusConfig, consensus, "[consensus]"),
             key_passphrase_env=node.get("key_passphrase_env", ""),
             source=source,
@@ -173,7 +208,7 @@ def _path(node: dict[str, Any], key: str, base: Path) -> Path | None:
     return (base / value).resolve()
 
 
-def _dataclass(kind: type, values: Any, what: str) -> Any:
+def _dataclass(kind: type, values: Any, what: str, *, positive: bool = False) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{what}: expected a table")
     known = {f.name: f for f in fields(kind)}
@@ -183,6 +218,8 @@ def _dataclass(kind: type, values: Any, what: str) -> Any:
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{what} {key}: expected a number")
+        if positive and value < 0:
+            raise ConfigError(f"{what} {key}: expected a number >= 0")
     return kind(**values)
 
 

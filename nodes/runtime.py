@@ -5,7 +5,9 @@ from a single queue and feeds them to the machine one at a time, then carries ou
 actions it returns, in order, awaiting each: the sign state is on disk before any vote
 signed under it is sent, and a block is in the store before any client hears it
 committed. Everything else (peer links, the API, timers, gossip) only puts events in
-that queue, so the machine never sees two inputs at once.
+that queue, so the machine never sees two inputs at once. A sign state that cannot be
+written stops the validator voting (its signed messages are held back), never the node,
+until a retry writes it.
 
 Heights without transactions: after a commit the node waits before starting the next
 height until a transaction is pending, a peer has moved on, or `idle_ms` passes (a
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ledger.block import Block, CommitCertificate, tx_from_text
+from ledger.block import Block, CommitCertificate, Vote, tx_from_text
 from ledger.chain import ChainState, advance, build_block, check_next
 from ledger.crypto import PrivateKey
 from ledger.errors import DuplicateError, LedgerError
@@ -68,6 +70,8 @@ STATUS_EVERY = 1.0
 GOSSIP_EVERY = 0.02
 SYNC_BATCH_BLOCKS = 50
 SYNC_BATCH_TXS = 5000
+#: Seconds between attempts to write a sign state that could not be written.
+SIGNSTATE_RETRY_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,10 @@ class Node(NodeCore):
         self.ready = asyncio.Event()
         #: Why the driver stopped on an unexpected error (None while it runs).
         self.halted: str | None = None
+        #: Why the last sign state could not be written (None once it is on disk): until
+        #: it is, nothing this validator signs leaves the node.
+        self.signstate_error: str | None = None
+        self._signstate_retry: asyncio.Task[None] | None = None
 
     def _signing_start(self, sign_state: SignState | None) -> tuple[int | None, SignGuard | None]:
         """The lowest height this validator may sign at (None: not known yet), and the
@@ -226,10 +234,11 @@ class Node(NodeCore):
             await self.stop()
 
     async def stop(self) -> None:
-        for task in [*self._tasks, self._entering, self._proposing]:
+        pending = [*self._tasks, self._entering, self._proposing, self._signstate_retry]
+        for task in pending:
             if task is not None:
                 task.cancel()
-        for task in [*self._tasks, self._entering, self._proposing]:
+        for task in pending:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -253,6 +262,8 @@ class Node(NodeCore):
             await self._apply_synced(*payload)
         elif kind == "allow_signing":
             await self._execute(self.consensus.allow_signing_from(payload))
+        elif kind == "retry_signstate":
+            await self._retry_save()
 
     def _waiting_to_enter(self) -> bool:
         """The machine decided its height and waits for the host to start the next."""
@@ -264,11 +275,9 @@ class Node(NodeCore):
         while queue:
             action = queue.pop(0)
             if isinstance(action, PersistSignState):
-                await asyncio.to_thread(self.signstore.save, action.state)
+                await self._save_sign_state(action.state)
             elif isinstance(action, Broadcast):
-                self.network.broadcast(
-                    {"kind": "consensus", "msg": messages.encode(action.message)}
-                )
+                self._broadcast([action.message])
             elif isinstance(action, ScheduleTimeout):
                 loop.call_later(action.delay, self._put, "timeout", action.timeout)
                 if action.step.label == "propose":
@@ -295,6 +304,53 @@ class Node(NodeCore):
 
     def _put(self, kind: str, payload: Any) -> None:
         self._inbox.put_nowait((kind, payload))
+
+    # -- the sign state ----------------------------------------------------------------------
+    async def _save_sign_state(self, state: SignState) -> bool:
+        """Write the sign state; True once it is on disk. A write that fails (a full or
+        read-only disk, no file descriptor left) stops this validator voting, not the
+        node: it keeps following the chain, and retries until a write succeeds."""
+        try:
+            await asyncio.to_thread(self.signstore.save, state)
+        except OSError as exc:
+            if self.signstate_error is None:
+                log.error(
+                    "cannot write the sign state (%s): not voting until it is written; "
+                    "retrying every %g s",
+                    exc,
+                    SIGNSTATE_RETRY_EVERY,
+                )
+            self.signstate_error = f"{type(exc).__name__}: {exc}"
+            if self._signstate_retry is None or self._signstate_retry.done():
+                self._signstate_retry = asyncio.create_task(self._retry_sign_state())
+            return False
+        if self.signstate_error is not None:
+            log.warning("sign state written again: voting again")
+            self.signstate_error = None
+        return True
+
+    async def _retry_save(self) -> None:
+        if self.signstate_error is None:
+            return
+        if await self._save_sign_state(self.consensus.sign_state()):
+            self._broadcast(self.consensus.gossip())  # what was held back meanwhile
+
+    async def _retry_sign_state(self) -> None:
+        while self.signstate_error is not None:
+            await asyncio.sleep(SIGNSTATE_RETRY_EVERY)
+            self._put("retry_signstate", None)
+
+    def _signed_here(self, message: Any) -> bool:
+        signer = getattr(message, "validator", None) or getattr(message, "proposer", None)
+        return isinstance(message, messages.Proposal | Vote) and signer == self.config.id
+
+    def _broadcast(self, outgoing: list[Any]) -> None:
+        """Send consensus messages; while the sign state is not on disk, none this
+        validator signed (the state that names it may never be written)."""
+        for message in outgoing:
+            if self.signstate_error is not None and self._signed_here(message):
+                continue
+            self.network.broadcast({"kind": "consensus", "msg": messages.encode(message)})
 
     # -- blocks --------------------------------------------------------------------------------
     def _valid(self, block: Block) -> str | None:
@@ -505,8 +561,7 @@ class Node(NodeCore):
             self._syncing_from = None if self._syncing_stale() else self._syncing_from
             self._maybe_sync()
             if wallclock.monotonic() - self.last_progress > 3 * STATUS_EVERY:
-                for message in self.consensus.gossip():  # help peers that lost messages
-                    self.network.broadcast({"kind": "consensus", "msg": messages.encode(message)})
+                self._broadcast(self.consensus.gossip())  # help peers that lost messages
             await asyncio.sleep(STATUS_EVERY)
 
     def _syncing_stale(self) -> bool:
@@ -588,7 +643,8 @@ class Node(NodeCore):
             "head": self.state.head_hash,
             "last_block_time": self.state.head_time if self.state.height else None,
             "round": self.consensus.round,
-            "signing": self.consensus.is_validator,
+            "signing": self.consensus.is_validator and self.signstate_error is None,
+            "signstate_error": self.signstate_error,
             "mempool": len(self.mempool),
             "peers": sorted(self.network.stats.connected),
             "peer_heights": dict(sorted(self.peer_heights.items())),

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import ApiSettings, create_app
+from api.app import create_app
+from api.services import ApiSettings
 from ledger.consortium import Consortium
 from ledger.store import Store
 from ledger.validate import check_txs

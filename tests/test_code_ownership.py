@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import ApiSettings, create_app
+from api.app import create_app
 from api.codes.service import CodesService, CodesSettings, install
+from api.services import ApiSettings
 from ledger.consortium import SAMPLE_CONFIG, Consortium, ConsortiumConfig, build_consortium
 from ledger.errors import LedgerError, NotPermittedError
 from ledger.genesis import Genesis

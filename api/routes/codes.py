@@ -27,13 +27,13 @@ from traceability.codes.batch import TX_TYPE, Batch, new_batch, parse_payload
 from traceability.codes.digital_link import DigitalLink, build, parse_uri
 from traceability.codes.gtin import park_gtin
 from traceability.codes.serials import MAX_COUNT, SERIAL_SCHEME
-from traceability.epcis.document import parse_json
 
 from ..codes.service import CodesService, codes_service
 from ..codes.sheets import label_pdf, qr_zip
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
-from . import read_body
+from . import parse_body, read_body
+from .transactions import MAX_TX_CONTAINERS
 
 router = APIRouter(tags=["Codes"])
 Codes = Annotated[CodesService, Depends(codes_service)]
@@ -191,7 +191,7 @@ async def issue(svc: Svc, codes: Codes, request: Request, response: Response) ->
     this node turns into a transaction with the organisation's delegated certificate.
     The answer comes once the node admits the transaction; follow `status_url`."""
     raw = await read_body(request, MAX_REQUEST)
-    data = parse_json(raw, "request")
+    data = await parse_body(raw, "request", max_containers=MAX_TX_CONTAINERS)
     if not isinstance(data, dict):
         raise CodeError("request", "schema", "expected a JSON object")
     if "transaction" in data:

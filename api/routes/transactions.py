@@ -11,23 +11,26 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ledger.errors import LedgerError
 from ledger.tx import Transaction
 from nodes.service import TxStatus
-from traceability.epcis.document import parse_json
 from traceability.receipts import build_receipt, receipt_bytes
 
 from ..epcis.admission import Prepared, prepare_json, prepare_one
 from ..errors import ApiError, body_of, error_responses, status_of
 from ..services import Services, Svc
-from . import read_body
+from . import parse_body, read_body
 
 router = APIRouter(tags=["Transactions"])
 
 TX_ID = r"^[0-9a-f]{64}$"
 MAX_TX_BODY = 256 * 1024
+#: JSON objects and arrays one transaction may hold (an EPCIS event has about a dozen).
+MAX_TX_CONTAINERS = 256
+STATUS_BODY = 128 * 1024
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -151,7 +154,8 @@ async def submit(svc: Svc, request: Request, response: Response):
     rules and that its eventID is not already recorded: a transaction that could never
     commit is refused with the reason. Duplicates and replays answer 409."""
     raw = await read_body(request, MAX_TX_BODY)
-    tx = Transaction.from_json(parse_json(raw, "transaction"))
+    data = await parse_body(raw, "transaction", max_containers=MAX_TX_CONTAINERS)
+    tx = Transaction.from_json(data)
     item = await anyio.to_thread.run_sync(prepare_one, 0, tx)
     recorded = await svc.admission.recorded([item])
     svc.admission.admit(item, recorded, set())
@@ -172,8 +176,9 @@ async def submit_batch(svc: Svc, request: Request) -> BatchOut:
     own and gets its result (`pending`, or `refused` with the error); with `atomic`, one
     refusal refuses the whole batch (answered with that item's status) and nothing is
     admitted."""
-    raw = await read_body(request, svc.settings.max_body_bytes)
-    data = parse_json(raw, "batch")
+    limit = svc.settings.max_batch
+    raw = await read_body(request, svc.settings.limits.max_batch_bytes)
+    data = await parse_body(raw, "batch", max_containers=(limit + 1) * MAX_TX_CONTAINERS)
     if not isinstance(data, dict) or not isinstance(data.get("transactions"), list):
         raise ApiError("schema_error", 'batch: expected {"transactions": [<envelope>, ...]}')
     extra = sorted(set(data) - {"transactions", "atomic"})
@@ -183,8 +188,8 @@ async def submit_batch(svc: Svc, request: Request) -> BatchOut:
     if not isinstance(atomic, bool):
         raise ApiError("schema_error", "batch.atomic: expected true or false")
     items = data["transactions"]
-    if len(items) > svc.settings.max_batch:
-        raise ApiError("too_large", f"batch of {len(items)}; at most {svc.settings.max_batch}")
+    if len(items) > limit:
+        raise ApiError("too_large", f"batch of {len(items)}; at most {limit}")
     prepared: list[Prepared] = await anyio.to_thread.run_sync(prepare_json, items)
     recorded = await svc.admission.recorded(prepared)
     if atomic:
@@ -216,10 +221,17 @@ async def submit_batch(svc: Svc, request: Request) -> BatchOut:
     "/v1/transactions/status",
     summary="States of many transactions",
     response_model=StatusList,
-    responses=error_responses(400),
+    responses=error_responses(400, 413, 415, 422),
+    openapi_extra=_json_body(StatusQuery.model_json_schema()),
 )
-async def statuses(svc: Svc, query: StatusQuery) -> dict[str, Any]:
+async def statuses(svc: Svc, request: Request) -> dict[str, Any]:
     """pending, committed, rejected (with the reason) or unknown, for each id given."""
+    raw = await read_body(request, STATUS_BODY)
+    data = await parse_body(raw, "status query", max_containers=16)
+    try:
+        query = StatusQuery.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
     node = svc.node
     known = await anyio.to_thread.run_sync(
         node.store.known_tx_ids, [i for i in query.ids if _is_id(i) and i not in node.mempool]
