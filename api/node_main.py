@@ -48,7 +48,8 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def build_app(node: Node) -> FastAPI:
-    from .app import ApiSettings, create_app
+    from .app import create_app
+    from .services import ApiSettings
 
     app = create_app(node, settings=ApiSettings(limits=node.config.api))
     app.state.node = node

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api.samples import sample_event_tx
 from fastapi.testclient import TestClient
 
-from api import cluster
 from api.app import create_app
 from api.edge.connections import RateLimitedLog, connection_cap
 from api.edge.ratelimit import MAX_CLIENTS, TokenBuckets
 from api.services import ApiSettings
+from devtools import cluster
+from devtools.samples import sample_event_tx
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.config import ApiLimits, ConfigError, NodeConfig

@@ -84,7 +84,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     )
     with open(folder / "node.log", "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api", "node", "run", "--config", str(config)],
+            [sys.executable, "-m", "cli", "node", "run", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
