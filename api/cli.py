@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ledger.errors import LedgerError
 
@@ -25,11 +26,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console(soft_wrap=True)  # URLs stay whole when output is piped
-err = Console(stderr=True)
+# A failure is one line however long, and its text (which may quote a stored payload)
+# is never read as Rich markup.
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -93,7 +96,7 @@ def verify(
     if not report.ok:
         assert report.problem is not None
         err.print(
-            f"[bold red]FAILED[/] at height {report.problem.height}: {report.problem.what}",
+            f"[bold red]FAILED[/] at height {report.problem.height}: {escape(report.problem.what)}",
             highlight=False,
         )
         raise typer.Exit(1)
