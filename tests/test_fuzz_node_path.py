@@ -67,7 +67,8 @@ LOOKUPS_PER_EXAMPLE = 4
 
 @dataclass(frozen=True)
 class Template:
-    """A payload that commits as it is; the fuzz mutates it."""
+    """A payload as a member would send it (the park's own, or a membership change of the
+    right shape); the fuzz mutates it."""
 
     tx_type: str
     org: str
@@ -111,7 +112,7 @@ def identifier_like(payload: Any) -> list[str]:
         for s in _strings(payload)
         if s.startswith(("urn:epc:", "urn:uuid:", "http://", "https://")) or "/01/" in s
     ]
-    return list(dict.fromkeys(found))[:LOOKUPS_PER_EXAMPLE]
+    return list(dict.fromkeys(found))
 
 
 def _templates(park: Consortium, cases: dict[str, Case]) -> list[Template]:
@@ -170,9 +171,9 @@ def node_path(park: Consortium, tmp_path_factory: pytest.TempPathFactory) -> Ite
     store.close()
     store = Store(f"sqlite:///{db}")
     node = SoloNode(park.genesis, park.validator_keys, store)
-    app = create_app(node)  # what `serve --solo` serves (its settings from the environment
-    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,)))  # but these)
-    known = [str(code) for case in cases.values() for code in case.codes[:2]]
+    app = create_app(node)  # what `serve --solo` serves, with the codes settings it would
+    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,)))  # read from env
+    known = [code.uri(HOST) for case in cases.values() for code in case.codes[:2]]
     known += [s for t in _templates(park, cases) for s in identifier_like(t.payload)]
     with TestClient(app, raise_server_exceptions=False) as client:
         yield NodePath(
@@ -451,7 +452,7 @@ def one_example(world: NodePath, tx_type: str, data: st.DataObject) -> None:
     )
     answered(client.get("/v1/chain"), "/v1/chain")
     answered(regulator_get(world, "/v1/audit/recalls"), "recalls")
-    for identifier in identifier_like(payload):
+    for identifier in identifier_like(payload)[:LOOKUPS_PER_EXAMPLE]:
         look_up(world, identifier)
 
 
