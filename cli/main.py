@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.options import err, fail
 from ledger.errors import LedgerError
@@ -88,7 +89,7 @@ def verify(
     if not report.ok:
         assert report.problem is not None
         err.print(
-            f"[bold red]FAILED[/] at height {report.problem.height}: {report.problem.what}",
+            f"[bold red]FAILED[/] at height {report.problem.height}: {escape(report.problem.what)}",
             highlight=False,
         )
         raise typer.Exit(1)

@@ -135,9 +135,32 @@ def canonical(obj: Any) -> bytes:
         except UnicodeEncodeError:
             pass  # a lone surrogate: let the reference implementation reject it
     try:
-        return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        try:
+            return rfc8785.dumps(obj)
+        except rfc8785.IntegerDomainError:
+            return rfc8785.dumps(_large_ints_as_doubles(obj))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, OverflowError) as exc:
         raise EncodingError(f"cannot encode canonically: {exc}") from exc
+
+
+def _large_ints_as_doubles(value: Any) -> Any:
+    """`value` with each integer beyond 2^53 replaced by the double it stands for, when
+    its digits are exactly that double's canonical text; other such integers still fail.
+
+    JCS prints a double such as 5.9304870432468816e16 as the digits 59304870432468820,
+    which a JSON parser here reads back as an integer: without this, canonical bytes could
+    parse to a value that has no canonical bytes (a signed transaction a verifier cannot
+    re-encode). An integer of any other digits is no JSON number JCS can hold exactly.
+    """
+    if isinstance(value, dict):
+        return {key: _large_ints_as_doubles(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_large_ints_as_doubles(item) for item in value]
+    if type(value) is int and not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+        double = float(value)
+        if rfc8785.dumps(double) == str(value).encode("ascii"):
+            return double
+    return value
 
 
 class _NotPlain(Exception):

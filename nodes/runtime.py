@@ -369,6 +369,13 @@ class Node(NodeCore):
                 rules=rules,
             )
         except LedgerError as exc:
+            # An honest proposer never sends this: the operators should hear who did.
+            log.warning(
+                "block %d proposed by %s is invalid: %s",
+                block.height,
+                block.header.proposer,
+                exc.message,
+            )
             return exc.message
         self._validated[block.hash] = Validated(nodes, membership, rules.result())
         return None

@@ -176,3 +176,25 @@ def test_loads_with_canonical_leaves_the_unusual_to_the_general_path() -> None:
         {"b": "é", "a": [1]},
         '{"a":[1],"b":"é"}'.encode(),
     )
+
+
+@settings(max_examples=1500, derandomize=True, database=None)
+@given(_json)
+def test_canonical_bytes_read_back_to_the_same_canonical_bytes(value: object) -> None:
+    """What is signed is stored as canonical text and re-encoded by every verifier: the
+    text must parse to a value whose canonical bytes are that text."""
+    raw = codec.canonical(value)
+    assert codec.canonical(json.loads(raw)) == raw
+    parsed, fast = codec.loads_with_canonical(raw)
+    assert (fast or codec.canonical(parsed)) == raw
+
+
+def test_a_large_integral_double_reads_back_as_an_integer_that_still_encodes() -> None:
+    # JCS prints these doubles as plain digits, which parse as integers beyond 2^53.
+    for double in (-5.930487043246882e16, 2.0**53, 2.9514790517935283e20):
+        raw = codec.canonical({"q": double})
+        assert b"." not in raw and b"e" not in raw
+        assert codec.canonical(json.loads(raw)) == raw
+    for not_a_double in (2**53 + 1, 2**60, -(10**20) - 1):  # no double has these digits
+        with pytest.raises(EncodingError):
+            codec.canonical({"q": not_a_double})

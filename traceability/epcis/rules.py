@@ -163,7 +163,7 @@ def event_problems(
     if not isinstance(event, dict):
         return []
     kind = event.get("type")
-    if kind not in STANDARD_FIELDS:
+    if not isinstance(kind, str) or kind not in STANDARD_FIELDS:  # a list is unhashable
         return [
             Problem(
                 join_path(path, "type"),
