@@ -333,7 +333,7 @@ def canary(park: Consortium, label: str, **fields: Any) -> dict[str, Any]:
     payload["event"] = event
     event["eventID"] = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, label)}"
     event["quantityList"][0]["epcClass"] = (
-        f"https://id.parktrace.example/01/06901234000017/10/{label}"
+        f"https://id.parktrace.example/01/06901234000016/10/{label}"
     )
     return envelope(park, org, "epcis.event", payload)
 
