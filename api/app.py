@@ -25,6 +25,7 @@ from . import docs_pages, errors
 from .auth import Identity, RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
+from .replay import StoreSeen
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -50,6 +51,10 @@ class ApiSettings:
     capture_signers: Mapping[str, Identity] = field(default_factory=dict)
     #: Age limit of an RFC 9421 request signature (seconds).
     signature_max_age: int = 300
+    #: The `@authority` values a request signature must name: this node's listen address
+    #: and public URLs (api.authorities.own_authorities). `node run` and `serve` always
+    #: set them; None accepts any (an app under a test client has no address).
+    authorities: frozenset[str] | None = None
     #: Coroutines run for the app's lifetime (e.g. the dev node's block production).
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -116,7 +121,12 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
         settings=settings,
         index=index,
         admission=Admission(node, index),
-        verifier=RequestVerifier(lambda: node.membership, max_age=settings.signature_max_age),
+        verifier=RequestVerifier(
+            lambda: node.membership,
+            max_age=settings.signature_max_age,
+            authorities=settings.authorities,
+            seen=StoreSeen(node.store),
+        ),
         jobs=CaptureJobs(),
     )
 

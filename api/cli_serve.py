@@ -46,6 +46,14 @@ def serve(
     index_db: Annotated[
         str | None, typer.Option("--index-db", help="event index database (default: memory)")
     ] = None,
+    public_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public-url",
+            help="URL clients reach this API at besides --host/--port (a proxy, a DNS "
+            "name); request signatures must name one of these (repeatable)",
+        ),
+    ] = None,
     passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
 ) -> None:
@@ -58,6 +66,7 @@ def serve(
 
     from .app import ApiSettings, create_app
     from .auth import Identity
+    from .authorities import own_authorities
 
     if not solo:
         _fail("only --solo is available here; consortium members serve the API from their node")
@@ -77,7 +86,12 @@ def serve(
             org, _, user = spec.partition("/")
             signers[org] = Identity.from_consortium(consortium, org, user or None, passphrase)
         node = SoloNode(park.genesis, keys, Store(db), block_interval=block_interval)
-        settings = ApiSettings(index_url=index_db, capture_signers=signers, background=(node.run,))
+        settings = ApiSettings(
+            index_url=index_db,
+            capture_signers=signers,
+            background=(node.run,),
+            authorities=own_authorities((host, port), public_url or ()),
+        )
         app = create_app(node, settings=settings)
     except FileNotFoundError as exc:
         _fail(f"{exc.filename} not found (is {consortium} a consortium directory?)")

@@ -50,6 +50,19 @@ class Member:
 
 COMPOSE_P2P = 26656
 COMPOSE_API = 8000
+#: docker-compose.yml publishes the i-th node's API on 127.0.0.1:8701+i of the host.
+COMPOSE_HOST_API = 8700
+
+
+def compose_public_urls(index: int, node_id: str) -> tuple[str, ...]:
+    """Where a compose node's API is reached: by its service name inside the compose
+    network, and at its published port on the host (request signatures name these)."""
+    port = COMPOSE_HOST_API + index + 1
+    return (
+        f"http://{node_id}:{COMPOSE_API}",
+        f"http://localhost:{port}",
+        f"http://127.0.0.1:{port}",
+    )
 
 
 def free_ports(count: int = 8, host: str = "127.0.0.1") -> int:
@@ -146,7 +159,7 @@ def create(
             Member(vid, f"{host}:{p2p_port + i + 1}", f"{host}:{api_port + i + 1}")
             for i, vid in enumerate(ids)
         ]
-    for member in found:
+    for index, member in enumerate(found):
         folder = directory / member.id
         folder.mkdir(exist_ok=True)
         (folder / "node.toml").write_text(
@@ -159,6 +172,7 @@ def create(
                 listen=f"0.0.0.0:{COMPOSE_P2P}" if compose else member.p2p,
                 peers={m.id: m.p2p for m in found if m.id != member.id},
                 api_listen=f"0.0.0.0:{COMPOSE_API}" if compose else member.api,
+                public_urls=compose_public_urls(index, member.id) if compose else (),
                 blocks=blocks,
                 consensus=consensus,
             ),

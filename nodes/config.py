@@ -17,6 +17,10 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
 
     [api]
     listen = "127.0.0.1:8601"
+    # where clients reach this API, when not at its listen address (a proxy, a DNS
+    # name, a container port mapping): request signatures must name one of these or
+    # the listen address (docs/api.md)
+    public_urls = ["https://node-a.park.example"]
 
     [blocks]
     max_txs = 2000          # a block takes at most this many transactions
@@ -29,11 +33,13 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ledger.errors import SchemaError
 
@@ -70,6 +76,8 @@ class NodeConfig:
     listen: tuple[str, int]
     peers: dict[str, tuple[str, int]]
     api_listen: tuple[str, int]
+    #: Base URLs clients reach the API at besides its listen address.
+    public_urls: tuple[str, ...] = ()
     blocks: BlockConfig = field(default_factory=BlockConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     key_passphrase_env: str = ""
@@ -140,6 +148,9 @@ class NodeConfig:
             db = f"sqlite:///{(base / db[len('sqlite:///') :]).resolve()}"
         blocks = data.get("blocks", {})
         consensus = data.get("consensus", {})
+        api = data.get("api", {})
+        if not isinstance(api, dict):
+            raise ConfigError("[api]: expected a table")
         return cls(
             id=node["id"],
             consortium=files["consortium"],
@@ -147,9 +158,8 @@ class NodeConfig:
             data_dir=(base / node.get("data_dir", ".")).resolve(),
             listen=_address(network.get("listen", "127.0.0.1:26601"), "[network] listen"),
             peers={pid: _address(a, f"[network.peers] {pid}") for pid, a in peers_raw.items()},
-            api_listen=_address(
-                data.get("api", {}).get("listen", "127.0.0.1:8601"), "[api] listen"
-            ),
+            api_listen=_address(api.get("listen", "127.0.0.1:8601"), "[api] listen"),
+            public_urls=_urls(api.get("public_urls", []), "[api] public_urls"),
             blocks=_dataclass(BlockConfig, blocks, "[blocks]"),
             consensus=_dataclass(ConsensusConfig, consensus, "[consensus]"),
             key_passphrase_env=node.get("key_passphrase_env", ""),
@@ -162,6 +172,20 @@ class NodeConfig:
 
 #: What a node reads of the consortium: enough to run without the rest of it.
 OWN_FILES = ("genesis", "key", "certificate")
+
+
+def _urls(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{what}: expected a list of URLs, e.g. ["https://node-a.example"]')
+    for url in value:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{what}: expected http(s)://host[:port], got {url!r}")
+    return tuple(value)
 
 
 def _path(node: dict[str, Any], key: str, base: Path) -> Path | None:
@@ -194,6 +218,7 @@ def render(
     listen: str,
     peers: dict[str, str],
     api_listen: str,
+    public_urls: tuple[str, ...] = (),
     blocks: BlockConfig | None = None,
     consensus: dict[str, float] | None = None,
     own_files: dict[str, str] | None = None,
@@ -220,6 +245,7 @@ def render(
         "",
         "[api]",
         f'listen = "{api_listen}"',
+        *([f"public_urls = {json.dumps(list(public_urls))}"] if public_urls else []),
         "",
         "[blocks]",
         f"max_txs = {blocks.max_txs}",
