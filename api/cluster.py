@@ -228,14 +228,19 @@ def start(directory: Path, node_id: str) -> int:
     return process.pid
 
 
-def bind_api(directory: Path, member: Member, host: str) -> None:
+def bind_api(directory: Path, member: Member, host: str, public: str | None = None) -> None:
     """Make the node's API listen on `host` (its port unchanged): the demo opens it to the
-    LAN when its codes point at a LAN address. Peer links are left where they are."""
+    LAN when its codes point at a LAN address. `public` (scheme://host): where clients
+    reach it, at its own port, which request signatures may then name. Peer links are
+    left where they are."""
     path = directory / member.id / "node.toml"
     text = path.read_text(encoding="utf-8")
     port = member.api.rpartition(":")[2]
+    urls = f'\npublic_urls = ["{public}:{port}"]' if public else ""
     changed = re.sub(
-        r'(?m)^(\[api\]\s*\nlisten = )"[^"]*"', lambda m: f'{m.group(1)}"{host}:{port}"', text
+        r'(?m)^(\[api\]\s*\nlisten = )"[^"]*"(\npublic_urls = .*)?',
+        lambda m: f'{m.group(1)}"{host}:{port}"{urls}',
+        text,
     )
     if changed != text:
         path.write_text(changed, encoding="utf-8")
