@@ -254,10 +254,9 @@ class RequestVerifier:
             key_resolver=_Keys(lambda keyid: self._member_key(membership, keyid), None),
         )
         verifier.max_clock_skew = datetime.timedelta(seconds=CLOCK_SKEW_SECONDS)
-        message = _Message(method, url, headers)
         try:
             results = verifier.verify(
-                message,
+                _Message(method, url, headers),
                 max_age=datetime.timedelta(seconds=self._max_age),
                 require_components=REQUIRED,
                 body=body,
