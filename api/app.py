@@ -25,6 +25,7 @@ from .edge.body import BodyLimit
 from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
+from .replay import StoreSeen
 from .routes import audit, chain, codes, epcis, resolver, transactions
 from .services import ApiSettings, Services
 
@@ -75,7 +76,12 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
         settings=settings,
         index=index,
         admission=Admission(node, index),
-        verifier=RequestVerifier(lambda: node.membership, max_age=settings.signature_max_age),
+        verifier=RequestVerifier(
+            lambda: node.membership,
+            max_age=settings.signature_max_age,
+            authorities=settings.authorities,
+            seen=StoreSeen(node.store),
+        ),
         jobs=CaptureJobs(),
     )
 

@@ -49,9 +49,12 @@ def setup_logging(level: str = "INFO") -> None:
 
 def build_app(node: Node) -> FastAPI:
     from .app import create_app
+    from .authorities import own_authorities
     from .services import ApiSettings
 
-    app = create_app(node, settings=ApiSettings(limits=node.config.api))
+    config = node.config
+    authorities = own_authorities(config.api_listen, config.public_urls)
+    app = create_app(node, settings=ApiSettings(limits=config.api, authorities=authorities))
     app.state.node = node
     app.include_router(ops.router)
     return app

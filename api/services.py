@@ -37,6 +37,10 @@ class ApiSettings:
     capture_signers: Mapping[str, Identity] = field(default_factory=dict)
     #: Age limit of an RFC 9421 request signature (seconds).
     signature_max_age: int = 300
+    #: The `@authority` values a request signature must name: this node's listen address
+    #: and public URLs (api.authorities.own_authorities). `node run` and `serve` always
+    #: set them; None accepts any (an app under a test client has no address).
+    authorities: frozenset[str] | None = None
     #: Coroutines run for the app's lifetime (e.g. the dev node's block production).
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
 

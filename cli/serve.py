@@ -37,11 +37,20 @@ def serve(
     index_db: Annotated[
         str | None, typer.Option("--index-db", help="event index database (default: memory)")
     ] = None,
+    public_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public-url",
+            help="URL clients reach this API at besides --host/--port (a proxy, a DNS "
+            "name); request signatures must name one of these (repeatable)",
+        ),
+    ] = None,
     passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
 ) -> None:
     """Serve the API of a single-process node (--solo), committing blocks itself."""
     from api.app import create_app
+    from api.authorities import own_authorities
     from api.edge.server import edge_server
     from api.services import ApiSettings
     from ledger.consortium import Consortium
@@ -62,7 +71,12 @@ def serve(
             org, _, user = spec.partition("/")
             signers[org] = Identity.from_consortium(consortium, org, user or None, passphrase)
         node = SoloNode(park.genesis, keys, Store(db), block_interval=block_interval)
-        settings = ApiSettings(index_url=index_db, capture_signers=signers, background=(node.run,))
+        settings = ApiSettings(
+            index_url=index_db,
+            capture_signers=signers,
+            background=(node.run,),
+            authorities=own_authorities((host, port), public_url or ()),
+        )
         app = create_app(node, settings=settings)
     except FileNotFoundError as exc:
         fail(f"{exc.filename} not found (is {consortium} a consortium directory?)")

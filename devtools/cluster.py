@@ -50,6 +50,19 @@ class Member:
 
 COMPOSE_P2P = 26656
 COMPOSE_API = 8000
+#: docker-compose.yml publishes the i-th node's API on 127.0.0.1:8701+i of the host.
+COMPOSE_HOST_API = 8700
+
+
+def compose_public_urls(index: int, node_id: str) -> tuple[str, ...]:
+    """Where a compose node's API is reached: by its service name inside the compose
+    network, and at its published port on the host (request signatures name these)."""
+    port = COMPOSE_HOST_API + index + 1
+    return (
+        f"http://{node_id}:{COMPOSE_API}",
+        f"http://localhost:{port}",
+        f"http://127.0.0.1:{port}",
+    )
 
 
 #: Where the kernel picks ports for outgoing connections (Linux; the usual default).
@@ -172,7 +185,7 @@ def create(
             Member(vid, f"{host}:{p2p_port + i + 1}", f"{host}:{api_port + i + 1}")
             for i, vid in enumerate(ids)
         ]
-    for member in found:
+    for index, member in enumerate(found):
         folder = directory / member.id
         folder.mkdir(exist_ok=True)
         (folder / "node.toml").write_text(
@@ -185,6 +198,7 @@ def create(
                 listen=f"0.0.0.0:{COMPOSE_P2P}" if compose else member.p2p,
                 peers={m.id: m.p2p for m in found if m.id != member.id},
                 api_listen=f"0.0.0.0:{COMPOSE_API}" if compose else member.api,
+                public_urls=compose_public_urls(index, member.id) if compose else (),
                 blocks=blocks,
                 consensus=consensus,
             ),
@@ -240,14 +254,19 @@ def start(directory: Path, node_id: str) -> int:
     return process.pid
 
 
-def bind_api(directory: Path, member: Member, host: str) -> None:
+def bind_api(directory: Path, member: Member, host: str, public: str | None = None) -> None:
     """Make the node's API listen on `host` (its port unchanged): the demo opens it to the
-    LAN when its codes point at a LAN address. Peer links are left where they are."""
+    LAN when its codes point at a LAN address. `public` (scheme://host): where clients
+    reach it, at its own port, which request signatures may then name. Peer links are
+    left where they are."""
     path = directory / member.id / "node.toml"
     text = path.read_text(encoding="utf-8")
     port = member.api.rpartition(":")[2]
+    urls = f'\npublic_urls = ["{public}:{port}"]' if public else ""
     changed = re.sub(
-        r'(?m)^(\[api\]\s*\nlisten = )"[^"]*"', lambda m: f'{m.group(1)}"{host}:{port}"', text
+        r'(?m)^(\[api\]\s*\nlisten = )"[^"]*"(\npublic_urls = .*)?',
+        lambda m: f'{m.group(1)}"{host}:{port}"{urls}',
+        text,
     )
     if changed != text:
         path.write_text(changed, encoding="utf-8")

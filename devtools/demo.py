@@ -138,6 +138,13 @@ def check_public_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+def _origin(url: str) -> str:
+    """scheme://host of a base URL, without its port."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
+    return f"{parts.scheme}://{host}"
+
+
 def _is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     try:
@@ -174,9 +181,10 @@ def start(
         api_port=api_port,
         blocks=BlockConfig(max_txs=2000, batch_ms=50, idle_ms=10_000),
     )
-    bind = "127.0.0.1" if _is_loopback(public) else "0.0.0.0"
+    loopback = _is_loopback(public)
+    bind = "127.0.0.1" if loopback else "0.0.0.0"
     for member in members:
-        cluster.bind_api(root, member, bind)
+        cluster.bind_api(root, member, bind, None if loopback else _origin(public))
     key = _resolver_key(paths)
     os.environ["PARKTRACE_RESOLVER_KEY"] = str(paths.resolver_key)
     os.environ["PARKTRACE_RESOLVER_HOST"] = public

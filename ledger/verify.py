@@ -134,7 +134,12 @@ def verify_store(
 
     `rules`: the domain's block rules, the same function that judged every block when it
     was proposed, so a transaction written into the store behind the nodes' backs that no
-    validator would have accepted fails here too."""
+    validator would have accepted fails here too.
+
+    A running node keeps committing while this reads: the chain is verified up to the
+    height it had when verification started, every block below it is read (blocks are
+    only ever appended), and blocks committed since are left to the next run, so a live
+    verification never reports a block as missing that is merely new."""
     started = time.perf_counter()
     report = VerifyReport()
     stored_hash = store.meta("genesis_hash")
@@ -170,7 +175,7 @@ def verify_store(
             f"product index not checked: it is keyed by {store.indexed_by()!r}, which this "
             "verification was not given (verify with the domain rules)"
         )
-    for raw in store.raw_blocks():
+    for raw in store.raw_blocks(1, total):
         height = raw.height
         try:
             if height != state.height + 1:

@@ -28,6 +28,10 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
     rate = 100.0            # requests per second per client address (0: no limit)…
     burst = 500             # …with bursts of this many
     descriptor_reserve = 128  # file descriptors kept free of clients (store, sign state)
+    # where clients reach this API, when not at its listen address (a proxy, a DNS
+    # name, a container port mapping): request signatures must name one of these or
+    # the listen address (docs/api.md)
+    public_urls = ["https://node-a.park.example"]
 
     [blocks]
     max_txs = 2000          # a block takes at most this many transactions
@@ -40,11 +44,13 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ledger.errors import SchemaError
 
@@ -100,6 +106,8 @@ class NodeConfig:
     listen: tuple[str, int]
     peers: dict[str, tuple[str, int]]
     api_listen: tuple[str, int]
+    #: Base URLs clients reach the API at besides its listen address.
+    public_urls: tuple[str, ...] = ()
     blocks: BlockConfig = field(default_factory=BlockConfig)
     api: ApiLimits = field(default_factory=ApiLimits)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
@@ -182,10 +190,9 @@ class NodeConfig:
             listen=_address(network.get("listen", "127.0.0.1:26601"), "[network] listen"),
             peers={pid: _address(a, f"[network.peers] {pid}") for pid, a in peers_raw.items()},
             api_listen=_address(api.get("listen", "127.0.0.1:8601"), "[api] listen"),
+            public_urls=_urls(api.get("public_urls", []), "[api] public_urls"),
             blocks=_dataclass(BlockConfig, blocks, "[blocks]"),
-            api=_dataclass(
-                ApiLimits, {k: v for k, v in api.items() if k != "listen"}, "[api]", positive=True
-            ),
+            api=_dataclass(ApiLimits, _limits(api), "[api]", positive=True),
             consensus=_dataclass(ConsensusConfig, consensus, "[consensus]"),
             key_passphrase_env=node.get("key_passphrase_env", ""),
             source=source,
@@ -197,6 +204,25 @@ class NodeConfig:
 
 #: What a node reads of the consortium: enough to run without the rest of it.
 OWN_FILES = ("genesis", "key", "certificate")
+
+
+def _urls(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{what}: expected a list of URLs, e.g. ["https://node-a.example"]')
+    for url in value:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{what}: expected http(s)://host[:port], got {url!r}")
+    return tuple(value)
+
+
+def _limits(api: dict[str, Any]) -> dict[str, Any]:
+    """The [api] keys that are limits (everything but where the API is)."""
+    return {k: v for k, v in api.items() if k not in ("listen", "public_urls")}
 
 
 def _path(node: dict[str, Any], key: str, base: Path) -> Path | None:
@@ -231,6 +257,7 @@ def render(
     listen: str,
     peers: dict[str, str],
     api_listen: str,
+    public_urls: tuple[str, ...] = (),
     blocks: BlockConfig | None = None,
     consensus: dict[str, float] | None = None,
     own_files: dict[str, str] | None = None,
@@ -257,6 +284,7 @@ def render(
         "",
         "[api]",
         f'listen = "{api_listen}"',
+        *([f"public_urls = {json.dumps(list(public_urls))}"] if public_urls else []),
         "",
         "[blocks]",
         f"max_txs = {blocks.max_txs}",

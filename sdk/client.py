@@ -55,6 +55,8 @@ class Accepted:
     label: str  # where the event came from: "epcisBody.eventList[3]", "line 17"
     event_id: str | None
     tx_id: str
+    #: the signed envelope, kept to resubmit it if the node that accepted it forgets it
+    tx: Transaction | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -183,11 +185,12 @@ class ParkTraceClient:
         return self._identity().sign_tx(self.chain_id, tx_type, payload)
 
     def submit(self, tx: Transaction, *, wait: float = 0) -> dict[str, Any]:
-        """Submit a signed transaction; with `wait`, block until it commits (or times out)."""
+        """Submit a signed transaction; with `wait`, block until it commits (or times out),
+        resubmitting it if the node forgets it meanwhile (see `wait`)."""
         accepted = self._json(
             "POST", "/v1/transactions", content=_dumps(tx.to_json()), headers=_JSON
         )
-        return self.wait(accepted["id"], wait) if wait > 0 else accepted
+        return self.wait(accepted["id"], wait, resubmit=tx) if wait > 0 else accepted
 
     def submit_batch(self, txs: list[Transaction], *, atomic: bool = False) -> dict[str, Any]:
         body = {"transactions": [tx.to_json() for tx in txs], "atomic": atomic}
@@ -196,14 +199,47 @@ class ParkTraceClient:
     def status(self, tx_id: str, *, wait: float = 0) -> dict[str, Any]:
         return self._json("GET", f"/v1/transactions/{tx_id}", params={"wait": wait})
 
-    def wait(self, tx_id: str, timeout: float) -> dict[str, Any]:
-        """Block until `tx_id` is committed or rejected, or `timeout` seconds pass."""
+    def wait(
+        self, tx_id: str, timeout: float, *, resubmit: Transaction | None = None
+    ) -> dict[str, Any]:
+        """Block until `tx_id` is committed or rejected, or `timeout` seconds pass.
+
+        A 202 is not durable: a node that crashes before the transaction commits forgets
+        it. With `resubmit` (the signed envelope of `tx_id`), a transaction the node no
+        longer knows is sent again, and a node that is down is waited for, until the
+        deadline. Resubmitting is idempotent: the id is the hash of the signed body, so a
+        copy that is pending or committed elsewhere is answered 409 and never recorded
+        twice."""
+        if resubmit is not None and resubmit.id != tx_id:
+            raise ValueError("resubmit must be the transaction being waited for")
         deadline = time.monotonic() + timeout
         while True:
             left = max(0.0, deadline - time.monotonic())
-            status = self.status(tx_id, wait=min(left, 60.0))
+            try:
+                status = self.status(tx_id, wait=min(left, 60.0))
+            except ApiClientError as exc:
+                if resubmit is None or left <= 0 or not self._retry(exc, resubmit):
+                    raise
+                continue
             if status["state"] != "pending" or left <= 0:
                 return status
+
+    def _retry(self, exc: ApiClientError, tx: Transaction) -> bool:
+        """After a failed status request: resubmit `tx` if the node does not know it,
+        pause if the node is unreachable or busy. False: the failure is final."""
+        if exc.code == "not_found":
+            try:
+                self._json("POST", "/v1/transactions", content=_dumps(tx.to_json()), headers=_JSON)
+            except ApiClientError as again:
+                if again.code != "duplicate" and not _transient(again):
+                    raise
+                if _transient(again):
+                    time.sleep(RETRY_PAUSE)
+            return True
+        if _transient(exc):
+            time.sleep(RETRY_PAUSE)
+            return True
+        return False
 
     def statuses(self, tx_ids: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -292,26 +328,38 @@ class ParkTraceClient:
             e = chunk[item["index"]]
             where = label(e.index, e.path)
             if item["state"] == "pending":
-                report.accepted.append(Accepted(where, e.event.get("eventID"), item["id"]))
+                tx = txs[item["index"]]
+                report.accepted.append(Accepted(where, e.event.get("eventID"), item["id"], tx))
             else:
                 report.refused.append(
                     Refused(where, e.event.get("eventID"), item["error"], item["message"])
                 )
 
     def follow(self, report: CaptureReport, timeout: float) -> CaptureReport:
-        """Wait up to `timeout` seconds for the accepted transactions to commit; count them."""
-        if report.accepted:
-            self.wait(report.accepted[-1].tx_id, timeout)
-        by_id = {a.tx_id: a for a in report.accepted}
+        """Wait up to `timeout` seconds for the accepted transactions to commit; count them.
+        Those the node forgets (it crashed before they committed) are resubmitted."""
         deadline = time.monotonic() + timeout
+        if report.accepted:
+            last = report.accepted[-1]
+            self.wait(last.tx_id, timeout, resubmit=last.tx)
+        by_id = {a.tx_id: a for a in report.accepted}
         while True:
-            states = self.statuses(list(by_id))
-            pending = [s for s in states if s["state"] == "pending"]
+            try:
+                states = self.statuses(list(by_id))
+            except ApiClientError as exc:
+                if not _transient(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(RETRY_PAUSE)
+                continue
+            pending = [s for s in states if s["state"] in ("pending", "unknown")]
             if not pending or time.monotonic() >= deadline:
                 break
+            lost = [by_id[s["id"]].tx for s in states if s["state"] == "unknown"]
+            if any(tx is not None for tx in lost):
+                self._resubmit_batch([tx for tx in lost if tx is not None])
             time.sleep(0.2)
         report.committed = sum(s["state"] == "committed" for s in states)
-        report.pending = len(pending)
+        report.pending = len(pending)  # unknown ones too: not known to be recorded
         report.rejected_later = [
             Refused(
                 by_id[s["id"]].label,
@@ -323,6 +371,14 @@ class ParkTraceClient:
             if s["state"] == "rejected"
         ]
         return report
+
+    def _resubmit_batch(self, txs: list[Transaction]) -> None:
+        for chunk in chunked(txs, BATCH_SIZE):
+            try:
+                self.submit_batch(chunk)  # each item: pending again, or duplicate
+            except ApiClientError as exc:
+                if not _transient(exc):
+                    raise
 
     def capture_http(
         self, document: bytes | dict[str, Any], *, behaviour: str = "rollback"
@@ -357,6 +413,13 @@ class ParkTraceClient:
 
 
 _JSON = {"Content-Type": "application/json"}
+#: Seconds between attempts while a node is down or busy.
+RETRY_PAUSE = 0.5
+
+
+def _transient(exc: ApiClientError) -> bool:
+    """A failure that may pass: the node is down, restarting or busy."""
+    return exc.code == "unreachable" or exc.status in (502, 503, 504)
 
 
 def _dumps(data: Any) -> bytes:

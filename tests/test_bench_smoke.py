@@ -25,6 +25,7 @@ EXPECTED = {
         "steps",
     ),
     "audit": ("events_per_second_per_core", "ratio_events_to_raw_signatures", "events"),
+    "audit_load": ("during_audit", "baseline_no_audit", "node_rss_growth_mib"),
     "storage": ("sqlite", "events", "signed_envelope_bytes"),
     "resolver": ("events", "bare", "lookups"),
     "codes": ("issuance", "rendering"),
@@ -61,6 +62,11 @@ def test_cluster_quick(tmp_path: Path) -> None:
 
 def test_audit_quick(tmp_path: Path) -> None:
     _run("audit", tmp_path)
+
+
+def test_audit_load_quick(tmp_path: Path) -> None:
+    data = _run("audit_load", tmp_path)
+    assert data["during_audit"]["requests"] > 0
 
 
 def test_storage_quick(tmp_path: Path) -> None:

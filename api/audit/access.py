@@ -33,7 +33,9 @@ async def regulator(request: Request, svc: Svc) -> Caller:
             headers={"Accept-Signature": ACCEPT_SIGNATURE},
         )
     body = await request.body()
-    caller = svc.verifier.verify(request.method, _signed_url(request), request.headers, body)
+    caller = await svc.verifier.verify_async(
+        request.method, _signed_url(request), request.headers, body
+    )
     if REGULATOR_ROLE not in caller.roles:
         raise ApiError(
             "not_permitted",

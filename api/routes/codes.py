@@ -199,7 +199,9 @@ async def issue(svc: Svc, codes: Codes, request: Request, response: Response) ->
             raise CodeError("request", "schema", 'a signed batch comes alone: {"transaction": …}')
         tx = Transaction.from_json(data["transaction"])
     else:
-        caller = svc.verifier.verify(request.method, str(request.url), request.headers, raw)
+        caller = await svc.verifier.verify_async(
+            request.method, str(request.url), request.headers, raw
+        )
         signer = svc.settings.capture_signers.get(caller.org)
         if signer is None:
             raise NotPermittedError(

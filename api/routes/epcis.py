@@ -125,7 +125,7 @@ async def capture(
     of the capturing organisation, covering @method, @authority, @path and
     Content-Digest."""
     raw = await read_body(request, MAX_DOCUMENT_BYTES)
-    caller = svc.verifier.verify(request.method, str(request.url), request.headers, raw)
+    caller = await svc.verifier.verify_async(request.method, str(request.url), request.headers, raw)
     signer = svc.settings.capture_signers.get(caller.org)
     if signer is None:
         raise NotPermittedError(

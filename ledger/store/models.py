@@ -67,3 +67,12 @@ class LogNodeRow(Base):
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class SeenSignatureRow(Base):
+    """A request signature the node accepted (its SHA-256), refused again until `expires`
+    (unix seconds): node-local replay protection, not part of the chain."""
+
+    __tablename__ = "seen_signatures"
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,15 @@ from ..claims import tx_claims
 from ..errors import LedgerError
 from ..identifiers import AS_SPELLED, ProductIndex
 from ..tx import Transaction
-from .models import BlockRow, ClaimRow, LogNodeRow, Meta, ProductRow, TxRow
+from .models import (
+    BlockRow,
+    ClaimRow,
+    LogNodeRow,
+    Meta,
+    ProductRow,
+    SeenSignatureRow,
+    TxRow,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _BLOCK = BlockRow.__table__.c
@@ -334,6 +342,21 @@ class Store:
             raise StoreError(f"cannot store block {h.height}: {exc.orig}") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot store block {h.height}: {exc}") from exc
+
+    def claim_once(self, digest: bytes, expires: int, now: int) -> bool:
+        """Record `digest` as used until `expires` (unix seconds); False if it is already
+        recorded and not yet expired. Expired digests are pruned on the way, so the table
+        holds only what is still inside its window."""
+        seen = SeenSignatureRow.__table__
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(seen).where(seen.c.expires < now))
+                conn.execute(insert(seen), {"digest": digest, "expires": expires})
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot record a request signature: {exc}") from exc
+        return True
 
     # -- reads ----------------------------------------------------------------------------
     def height(self) -> int:
