@@ -48,7 +48,8 @@ def environment() -> Environment:
 
 
 def render(template: str, t: Translator, **context: Any) -> str:
-    return environment().get_template(template).render(t=t, lang=t.lang, **context)
+    colon = "：" if t.lang == "zh" else ": "
+    return environment().get_template(template).render(t=t, lang=t.lang, colon=colon, **context)
 
 
 def when(value: str | None) -> str:
