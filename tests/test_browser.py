@@ -330,3 +330,129 @@ def test_the_verifier_canonicalises_as_the_ledger_does(site, smartphone) -> None
     mine = page.evaluate("v => window.ParkTraceVerify.canonical(v)", value)
     assert mine.encode() == codec.canonical(value)
     page.close()
+
+
+def test_a_step_claimed_for_another_organisation_fails(site, smartphone) -> None:
+    """The browser confirms who signed: a page naming another organisation for a step
+    than the one whose certificate key signed its transaction does not verify."""
+    url, cases = site
+    case = cases["mask"]
+    target = case.step("shipping")
+    page = smartphone.new_page()
+    page.set_extra_http_headers(EN)
+    code = case.codes[9]
+
+    def relabelled(route: Any) -> None:
+        html = route.fetch().text()
+        row = f'data-tx="{target.tx.id}" data-height="{target.height}" data-org="{target.org}"'
+        assert row in html
+        route.fulfill(
+            body=html.replace(row, row.replace(target.org, "retail-pharmacy-chain")),
+            content_type="text/html; charset=utf-8",
+        )
+
+    page.route(lambda u: u.startswith(url + code.path()), relabelled)
+    page.goto(url_of(url, code))
+    verdict, rows = _verify(page)
+    assert verdict == "bad" and rows.count("check bad") == 1
+    failed = page.locator(f".proof-row[data-height='{target.height}'] .check")
+    assert "another transaction or signer" in failed.inner_text()
+    page.close()
+
+
+# -- the browser's verifier against the offline one -------------------------------------------
+
+VERIFY_IN_PAGE = """async ([receipts, genesis]) => {
+  const out = [];
+  for (const r of receipts) {
+    try { await window.ParkTraceVerify.verifyReceipt(JSON.parse(r), genesis); out.push(null); }
+    catch (e) { out.push(String(e.message || e)); }
+  }
+  return out;
+}"""
+
+
+def _receipts_with_links(park: Consortium, tmp_path) -> tuple[dict, dict, dict]:
+    """A plain receipt, one whose signer joined after genesis, one certified by a later
+    validator set (built as tests/test_receipts.py builds them)."""
+    from ledger.crypto import PrivateKey
+    from ledger.membership import ADD_ORG, SET_VALIDATORS
+    from ledger.tx import Transaction
+
+    from .test_receipts import MSB, EveryKeySigns, event, receipt_of, stamp
+
+    store = Store(f"sqlite:///{tmp_path / 'links.db'}")
+    chain = EveryKeySigns(park.genesis, dict(park.validator_keys), store)
+    plain = park.sign_tx("gannan-orchard-coop", "epcis.event", event("commissioning"), stamp(1))
+    other = park.sign_tx("gannan-orchard-coop", "epcis.event", event("storing"), stamp(2))
+    chain.commit_block([other, plain])
+    key = PrivateKey.from_seed(b"t" * 32)
+    cred = park.issue("ganzhou-tea-coop", "admin", key, roles=("producer",))
+    org = {"id": "ganzhou-tea-coop", "name": "Ganzhou Tea Cooperative", "name_zh": "赣州茶叶合作社",
+           "roles": ["producer"], "certificates": [cred.pem]}  # fmt: skip
+    chain.commit_block(
+        [park.membership_tx(MSB, ADD_ORG, {"organization": org}, timestamp=stamp(3))]
+    )
+    tea = Transaction.create(
+        key,
+        chain_id=park.genesis.chain_id,
+        type="epcis.event",
+        payload=event("commissioning"),
+        signer=cred.fingerprint,
+        timestamp=stamp(4),
+    )
+    chain.commit_block([tea])
+    node_key = PrivateKey.from_seed(b"n" * 32)
+    node = park.issue("ganzhou-mask-factory", "mask-factory-node-2", node_key, roles=("validator",))
+    entries = [{**v.to_json(), "certificate": c.pem} for v, c in park.genesis.validators]
+    entries.append(
+        {
+            "id": "mask-factory-node-2",
+            "org": "ganzhou-mask-factory",
+            "public_key": node_key.public_key.to_json(),
+            "certificate": node.pem,
+        }
+    )
+    change = {"previous": park.genesis.validator_set().hash(), "validators": entries}
+    chain.commit_block([park.membership_tx(MSB, SET_VALIDATORS, change, timestamp=stamp(5))])
+    chain.keys["mask-factory-node-2"] = node_key
+    after = park.sign_tx("gannan-orchard-coop", "epcis.event", event("storing"), stamp(6))
+    chain.commit_block([after])
+    receipts = receipt_of(chain, plain), receipt_of(chain, tea), receipt_of(chain, after)
+    store.close()
+    return receipts
+
+
+def test_the_browser_agrees_with_the_offline_verifier(
+    park: Consortium, site, smartphone, tmp_path
+) -> None:
+    """Links (a signer who joined later, a new validator set) verify in the browser as
+    offline, removing them fails both, and no single flipped byte of a receipt passes."""
+    from traceability.epcis.document import parse_json
+    from traceability.receipts import ReceiptError, receipt_bytes, verify_receipt
+
+    plain, joined, new_set = _receipts_with_links(park, tmp_path)
+    assert len(joined["links"]) == 1 and len(new_set["links"]) >= 1
+    url, cases = site
+    page = smartphone.new_page()
+    page.goto(url_of(url, cases["orange"].codes[6]))
+    genesis = park.genesis.to_json()
+    unlinked = [{**joined, "links": []}, {**new_set, "links": []}]
+    texts = [receipt_bytes(r).decode() for r in (plain, joined, new_set, *unlinked)]
+    said = page.evaluate(VERIFY_IN_PAGE, [texts, genesis])
+    assert said[:3] == [None, None, None]
+    assert "not in genesis and no link" in said[3] and "does not link to genesis" in said[4]
+    raw = receipt_bytes(plain)
+    flipped = [raw[:i] + bytes([raw[i] ^ 0x01]) + raw[i + 1 :] for i in range(len(raw))]
+    offline = []
+    for candidate in flipped:
+        try:
+            verify_receipt(parse_json(candidate, unique_keys=True), park.genesis)
+            offline.append(None)
+        except (ReceiptError, ValueError) as exc:
+            offline.append(str(exc))
+    texts = [c.decode("utf-8", errors="replace") for c in flipped]
+    in_browser = page.evaluate(VERIFY_IN_PAGE, [texts, genesis])
+    assert None not in offline
+    assert [i for i, r in enumerate(in_browser) if r is None] == []
+    page.close()

@@ -85,17 +85,15 @@ def recall_view(info: RecallInfo | None, fallback_lot: str | None) -> RecallView
 
 def proof_rows(journey: Journey | None) -> list[dict[str, Any]]:
     """One row a step for the 区块链存证 section: block, signing organisation, receipt."""
-    return (
-        [
-            {
-                "kind": s.kind,
-                "height": s.height,
-                "org": s.party.name,
-                "tx": s.tx_id,
-                "recorded": s.record_time,
-            }
-            for s in journey.steps
-        ]
-        if journey
-        else []
-    )
+    steps = journey.steps if journey else []
+    return [
+        {
+            "kind": s.kind,
+            "height": s.height,
+            "org": s.party.name,
+            "org_id": s.party.org,
+            "tx": s.tx_id,
+            "recorded": s.record_time,
+        }
+        for s in steps
+    ]

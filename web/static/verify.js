@@ -6,14 +6,22 @@
  * transaction's RFC 6962 inclusion proof in the block (tx_root) and in the whole-ledger
  * log (log_root, at the position the header implies); the header's hash; that the
  * header names the validator set of genesis (or of a validator change the receipt links);
- * and that a quorum (more than two thirds) of those validators signed a precommit for
- * that hash. Canonical bytes are RFC 8785 JSON after a domain prefix (ledger/codec.py).
- * Not checked here: the signer's X.509 certificate and transaction signature. */
+ * that a quorum (more than two thirds) of those validators signed a precommit for that
+ * hash; and that the transaction's signature verifies with the Ed25519 key of the
+ * signer's certificate in genesis (or in a membership change the receipt links), not
+ * revoked before the block. Canonical bytes are RFC 8785 JSON after a domain prefix
+ * (ledger/codec.py). Not checked here: that the certificate was issued by the
+ * consortium's CA and valid at the block's time, and the write policy for its roles. */
 (function () {
   "use strict";
 
   const PREFIX = "parktrace/v1/";
   const SET_VALIDATORS = "membership.set_validators";
+  const ADD_ORG = "membership.add_org";
+  const ROTATE_KEY = "membership.rotate_key";
+  const REVOKE = "membership.revoke";
+  /** DER SubjectPublicKeyInfo of an Ed25519 key, up to the 32 key bytes (RFC 8410). */
+  const ED25519_SPKI = Uint8Array.of(0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00);
   const ENTRY = ["transaction", "block", "log", "commit"];
   const RECEIPT = ["type", "version", "chain_id", "genesis_hash", ...ENTRY, "links"];
   const utf8 = new TextEncoder();
@@ -122,6 +130,72 @@
     return crypto.subtle.verify({ name: "Ed25519" }, key, signature, domainBytes("vote", vote));
   }
 
+  /** The DER bytes of a PEM certificate. */
+  function pemToDer(pem, where) {
+    const body = String(pem).replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, "");
+    return fromBase64(body, where);
+  }
+
+  /** The Ed25519 key a certificate holds (its SubjectPublicKeyInfo), or null. */
+  function ed25519Key(der) {
+    outer: for (let i = 0; i + ED25519_SPKI.length + 32 <= der.length; i++) {
+      for (let j = 0; j < ED25519_SPKI.length; j++) if (der[i + j] !== ED25519_SPKI[j]) continue outer;
+      const at = i + ED25519_SPKI.length;
+      return der.slice(at, at + 32);
+    }
+    return null;
+  }
+
+  /** Register certificates as signers: fingerprint (SHA-256 of the DER) -> key, org. */
+  async function addSigners(signers, pems, org, height, where) {
+    for (const pem of pems || []) {
+      const der = pemToDer(pem, where);
+      const fp = toHex(await sha256(der));
+      if (!signers.has(fp)) signers.set(fp, { org, key: ed25519Key(der), added: height, revoked: null });
+    }
+  }
+
+  async function checkSigner(tx, header, trust, where) {
+    const signer = trust.signers.get(tx.body.signer);
+    if (!signer) throw fail(where + ".transaction", "signer is not in genesis and no link of this receipt registers it");
+    if (header.height <= signer.added) throw fail(where, "signer was registered at height " + signer.added + ", after this block");
+    if (signer.revoked !== null && header.height > signer.revoked) {
+      throw fail(where, "signer was revoked at height " + signer.revoked + ", before this block");
+    }
+    const sig = fields(tx.signature, ["scheme", "value"], where + ".transaction.signature");
+    if (sig.scheme !== "ed25519" || !signer.key) throw fail(where + ".transaction", "not an Ed25519 signature");
+    const key = await crypto.subtle.importKey("raw", signer.key, { name: "Ed25519" }, false, ["verify"]);
+    const ok = await crypto.subtle.verify(
+      { name: "Ed25519" }, key, fromBase64(sig.value, where + ".transaction.signature"), domainBytes("tx", tx.body));
+    if (!ok) throw fail(where + ".transaction", "signature does not verify with the signer's key");
+    return signer.org;
+  }
+
+  /** What a verified membership change means for what follows it in the receipt. */
+  async function applyLink(check, trust, where) {
+    const type = check.tx.body.type;
+    const change = (check.tx.body.payload || {}).change || {};
+    const height = check.header.height;
+    if (type === SET_VALIDATORS) {
+      if (change.previous !== trust.sets[trust.sets.length - 1][1].hash) {
+        throw fail(where, "validator change does not follow the set before it");
+      }
+      trust.sets.push([height + 1, await validatorSet(change.validators)]);
+    } else if (type === ADD_ORG) {
+      const org = change.organization || {};
+      await addSigners(trust.signers, org.certificates, org.id, height, where);
+    } else if (type === ROTATE_KEY) {
+      const old = trust.signers.get(change.certificate);
+      await addSigners(trust.signers, [change.new_certificate], old ? old.org : check.signerOrg, height, where);
+      if (old) old.revoked = height;
+    } else if (type === REVOKE) {
+      const old = trust.signers.get(change.certificate);
+      if (old) old.revoked = height;
+    } else {
+      throw fail(where, type + " is not a membership change a receipt links");
+    }
+  }
+
   async function checkCommit(commit, validators, chainId, header, blockHash, where) {
     fields(commit, ["chain_id", "height", "round", "block_hash", "signatures"], where);
     if (commit.chain_id !== chainId || commit.height !== header.height || commit.block_hash !== blockHash) {
@@ -166,13 +240,14 @@
     }
     await included(leaf, logIndex, header.log_size, log.proof, header.log_root,
       where + ".log", "transaction is not in the ledger log");
+    const signerOrg = await checkSigner(tx, header, trust, where);
     const validators = trust.sets.filter(([first]) => first <= header.height).pop()[1];
     if (header.validators_hash !== validators.hash) {
       throw fail(where + ".block.header", "block " + header.height + " names a validator set this receipt does not link to genesis");
     }
     const blockHash = await digest("block", header);
     const signatures = await checkCommit(entry.commit, validators, trust.chainId, header, blockHash, where + ".commit");
-    return { tx, header, logIndex, blockHash, signatures, quorum: validators.quorum };
+    return { tx, header, logIndex, blockHash, signatures, quorum: validators.quorum, signerOrg };
   }
 
   /** Check one receipt against a genesis document; throws a ReceiptError saying why not. */
@@ -184,27 +259,23 @@
       throw fail("receipt.genesis_hash", "receipt names another genesis than this node's");
     }
     if (!Array.isArray(receipt.links)) throw fail("receipt.links", "expected a list");
-    const trust = { chainId: genesis.chain_id, sets: [[1, await validatorSet(genesis.validators)]] };
+    const trust = { chainId: genesis.chain_id, sets: [[1, await validatorSet(genesis.validators)]], signers: new Map() };
+    for (const org of genesis.organizations) await addSigners(trust.signers, org.certificates, org.id, 0, "genesis");
+    for (const v of genesis.validators) await addSigners(trust.signers, [v.certificate], v.org, 0, "genesis");
     let previous = -1;
     for (const [i, link] of receipt.links.entries()) {
       const where = "receipt.links[" + i + "]";
       const check = await checkEntry(link, trust, where);
       if (check.logIndex <= previous) throw fail(where, "links are not in ledger order");
       previous = check.logIndex;
-      if (check.tx.body.type === SET_VALIDATORS) {
-        const change = check.tx.body.payload.change;
-        if (change.previous !== trust.sets[trust.sets.length - 1][1].hash) {
-          throw fail(where, "validator change does not follow the set before it");
-        }
-        trust.sets.push([check.header.height + 1, await validatorSet(change.validators)]);
-      }
+      await applyLink(check, trust, where);
     }
     const main = Object.fromEntries(ENTRY.map((k) => [k, receipt[k]]));
     const check = await checkEntry(main, trust, "receipt");
     if (check.logIndex <= previous) throw fail("receipt.links", "a link comes after the transaction it vouches for");
     return {
       txId: toHex(await sha256(domainBytes("tx", check.tx.body))),
-      height: check.header.height, blockHash: check.blockHash,
+      height: check.header.height, blockHash: check.blockHash, org: check.signerOrg,
       signatures: check.signatures, quorum: check.quorum,
     };
   }
@@ -226,8 +297,9 @@
         const answer = await fetch("/v1/transactions/" + row.dataset.tx + "/receipt");
         if (!answer.ok) throw new ReceiptError("HTTP " + answer.status);
         const result = await verifyReceipt(await answer.json(), genesis);
-        if (result.txId !== row.dataset.tx || String(result.height) !== row.dataset.height) {
-          throw new ReceiptError("receipt is for another transaction");
+        if (result.txId !== row.dataset.tx || String(result.height) !== row.dataset.height ||
+            result.org !== row.dataset.org) {
+          throw new ReceiptError("receipt is for another transaction or signer");
         }
         mark.textContent = msg.row_ok;
         mark.className = "check ok";
