@@ -456,3 +456,22 @@ def test_the_browser_agrees_with_the_offline_verifier(
     assert None not in offline
     assert [i for i, r in enumerate(in_browser) if r is None] == []
     page.close()
+
+
+def test_over_plain_http_the_page_says_to_use_https(site, smartphone) -> None:
+    """WebCrypto exists only in secure contexts: on a plain-http host the button stays
+    hidden and the page says why, instead of failing every receipt."""
+    url, cases = site
+    page = smartphone.new_page()
+    page.set_extra_http_headers(ZH)
+    insecure = "http://parktrace.test"
+    page.route(f"{insecure}/**", lambda route: route.fulfill(
+        response=route.fetch(url=route.request.url.replace(insecure, url))
+    ))  # fmt: skip
+    code = cases["mask"].codes[10]
+    page.goto(insecure + code.path() + "?" + code.query())
+    assert page.evaluate("window.isSecureContext") is False
+    page.locator("#ledger-proof > summary").click()
+    assert "HTTPS" in page.locator("#verify-result").inner_text()
+    assert not page.locator("#verify-button").is_visible()
+    page.close()

@@ -145,6 +145,7 @@ _VERIFY_KEYS = (
     "verify.checked",
     "verify.not_checked",
     "verify.no_webcrypto",
+    "verify.insecure",
 )
 
 

@@ -323,21 +323,39 @@
     }
   }
 
+  /** Whether this browser verifies Ed25519 (WebCrypto has it only in newer engines). */
+  async function supportsEd25519() {
+    try {
+      await crypto.subtle.importKey("raw", new Uint8Array(32), { name: "Ed25519" }, false, ["verify"]);
+      return true;
+    } catch (e) {
+      return e.name !== "NotSupportedError";  // a bad key is still a supported algorithm
+    }
+  }
+
   window.ParkTraceVerify = { canonical, verifyReceipt, ReceiptError };
   const box = document.getElementById("verify");
   if (!box) return;
   const button = box.querySelector("#verify-button");
-  if (!window.crypto || !crypto.subtle) {
-    box.querySelector("#verify-result").textContent = JSON.parse(box.dataset.msg).no_webcrypto;
+  const result = box.querySelector("#verify-result");
+  const msg = JSON.parse(box.dataset.msg);
+  if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+    result.textContent = msg.insecure;  // WebCrypto exists only on https (and localhost)
     return;
   }
-  button.hidden = false;
-  button.addEventListener("click", () => {
-    button.disabled = true;
-    run(box).catch((e) => {
-      box.querySelector("#verify-result").textContent = e.message;
-    }).finally(() => {
-      button.disabled = false;
+  supportsEd25519().then((supported) => {
+    if (!supported) {
+      result.textContent = msg.no_webcrypto;
+      return;
+    }
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      run(box).catch((e) => {
+        result.textContent = e.message;
+      }).finally(() => {
+        button.disabled = false;
+      });
     });
   });
 })();
