@@ -17,6 +17,7 @@ from api.app import create_app
 from api.codes.i18n import Translator
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
+from ledger import codec
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
@@ -533,3 +534,18 @@ def test_stylesheet(world: World) -> None:
     css = world.client.get("/static/parktrace.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert world.client.get("/static/../app.py").status_code == 404
+
+
+def test_genesis_is_served_for_phones_to_verify_receipts_against(world: World) -> None:
+    answer = world.client.get("/v1/chain/genesis")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert answer.content == codec.canonical(world.park.genesis.to_json())
+    assert (
+        codec.digest("genesis", answer.json()).hex()
+        == world.client.get("/v1/chain").json()["genesis_hash"]
+    )
+    script = world.client.get("/static/verify.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert world.client.get("/static/share.png").headers["content-type"] == "image/png"
+    assert world.client.get("/static/nothing.js").status_code == 404
