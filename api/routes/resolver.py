@@ -2,10 +2,11 @@
 
 `GET /01/{GTIN}/10/{lot}/21/{serial}` (and the shorter lot and product forms) answers a
 browser with the product's verified journey as a server-rendered page (Chinese or
-English by Accept-Language, no JavaScript), a program with the same data as JSON or
-JSON-LD, and `?linkType=` per the Digital Link standard (`all` gives the linkset).
-Every resolution of a serialised code is logged in this node's scan log and judged for
-signs of copying. A malformed code is a 400 and an unknown one a 404, both explained.
+English by Accept-Language; readable without JavaScript, which only verifies the ledger
+proof in the browser), a program with the same data as JSON or JSON-LD, and
+`?linkType=` per the Digital Link standard (`all` gives the linkset). Every resolution
+of a serialised code is logged in this node's scan log and judged for signs of copying.
+A malformed code is a 400 and an unknown one a 404, both explained.
 """
 
 from __future__ import annotations
