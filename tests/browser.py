@@ -47,6 +47,19 @@ def chromium(profile: Path, **context: Any) -> Iterator[Any]:
             browser.close()
 
 
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """One chromium for several contexts (a process can drive only one Playwright)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 class Server:
     """The API on a loopback port, in a thread, for the browser to load."""
 

@@ -14,8 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.codes.i18n import Translator
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
+from ledger import codec
 from ledger.consortium import Consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
@@ -260,15 +262,18 @@ def test_consumer_page_shows_the_verified_journey(world: World, name: str, lang:
     items = steps_of(html)
     expected = [case.step(label) for label in JOURNEYS[name]]
     assert len(items) == len(expected)
+    proof = html.split('id="ledger-proof"', 1)[1]
     for item, step in zip(items, expected, strict=True):
         assert f'data-height="{step.height}"' in item, step.label
-        assert f'<strong class="height">#{step.height}</strong>' in item
         assert f'<strong class="signer">{org_name(world.park, step.org, lang)}</strong>' in item
         assert f"<h3>{KIND_WORDS[lang][KIND[step.label]]}" in item
-        assert f"/v1/transactions/{step.tx.id}/receipt" in item
+        assert "/receipt" not in item  # a shopper never lands on raw JSON
+        assert f'data-tx="{step.tx.id}" data-height="{step.height}"' in proof, step.label
+        assert f'<strong class="height">#{step.height}</strong>' in proof
     for fact in DETAILS[(name, lang)]:
         assert fact in html, fact
-    assert "<script" not in html  # works without JavaScript
+    # Readable without JavaScript: the one script only verifies receipts in the browser.
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/verify.js" defer>']
 
 
 def test_block_heights_are_the_ledgers(world: World) -> None:
@@ -391,7 +396,11 @@ def test_malformed_codes_are_400_naming_the_problem(
     assert words in body["message"]
     page = world.get(path, ZH)
     assert page.status_code == 400
-    assert "非正品码" in page.text and rule in page.text
+    said = page.text.split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert "非正品码" in page.text and Translator("zh")(f"rule.{rule}") in said
+    assert rule not in page.text and "[rule" not in page.text and words not in page.text
+    english = world.get(path, EN)
+    assert english.status_code == 400 and words in english.text and "[rule" not in english.text
 
 
 def test_garbage_never_fails_with_500(world: World) -> None:
@@ -525,3 +534,18 @@ def test_stylesheet(world: World) -> None:
     css = world.client.get("/static/parktrace.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert world.client.get("/static/../app.py").status_code == 404
+
+
+def test_genesis_is_served_for_phones_to_verify_receipts_against(world: World) -> None:
+    answer = world.client.get("/v1/chain/genesis")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert answer.content == codec.canonical(world.park.genesis.to_json())
+    assert (
+        codec.digest("genesis", answer.json()).hex()
+        == world.client.get("/v1/chain").json()["genesis_hash"]
+    )
+    script = world.client.get("/static/verify.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert world.client.get("/static/share.png").headers["content-type"] == "image/png"
+    assert world.client.get("/static/nothing.js").status_code == 404

@@ -1,8 +1,11 @@
 """Server-rendered consumer pages: Jinja2 templates under web/templates, with helpers that
-turn journey data into words of the reader's language. No JavaScript anywhere."""
+turn journey data into words of the reader's language. No JavaScript but the
+in-browser receipt verifier (web/static/verify.js)."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from .i18n import Translator
 WEB = Path(__file__).resolve().parents[2] / "web"
 TEMPLATES = WEB / "templates"
 STATIC = WEB / "static"
+#: China Standard Time, the one zone of the country the goods are sold in (no DST).
+BEIJING = timezone(timedelta(hours=8), "CST")
 
 
 @cache
@@ -34,6 +39,7 @@ def environment() -> Environment:
     )
     env.globals.update(
         when=when,
+        day=day,
         region_name=region_name,
         subject_name=subject_name,
         provinces=lambda: sorted(PROVINCES.values(), key=lambda r: r.code),
@@ -42,17 +48,22 @@ def environment() -> Environment:
 
 
 def render(template: str, t: Translator, **context: Any) -> str:
-    return environment().get_template(template).render(t=t, lang=t.lang, **context)
+    colon = "：" if t.lang == "zh" else ": "
+    return environment().get_template(template).render(t=t, lang=t.lang, colon=colon, **context)
 
 
 def when(value: str | None) -> str:
-    """'2026-11-03 07:30 (UTC+08:00)': the time where it happened, to the minute."""
+    """'2026-11-03 07:30': the moment in Beijing time (the page says so once), to the
+    minute, whatever offset it was recorded with (events in +08:00, blocks in UTC)."""
     moment = parse_timestamp(value) if value else None
     if moment is None:
         return value or ""
-    offset = moment.strftime("%z")
-    zone = "UTC" if offset == "+0000" else f"UTC{offset[:3]}:{offset[3:]}"
-    return f"{moment:%Y-%m-%d %H:%M} ({zone})"
+    return f"{moment.astimezone(BEIJING):%Y-%m-%d %H:%M}"
+
+
+def day(value: str | None) -> str:
+    """The Beijing-time date of a moment: '2026-11-03'."""
+    return when(value)[:10]
 
 
 def region_name(code: str | None, t: Translator) -> str:
@@ -112,3 +123,32 @@ def warning_text(warning: Warning, t: Translator) -> str:
         regions=sep.join(region_name(c, t) for c in d["regions"]),
         shipped=sep.join(region_name(c, t) for c in d["shipped"]),
     )
+
+
+def problem_text(error: CodeError, t: Translator) -> str:
+    """Why a scanned code is not a valid one, in the page's language: on the Chinese page
+    GS1 rule codes map to sentences (`rule.<code>` in zh.json), never the rule's name;
+    the English page gives the validator's own detail."""
+    if t.lang == "en":
+        return str(error.detail)
+    key = f"rule.{error.problems[0].rule}" if error.problems else "rule.other"
+    return t(key) if t.has(key) else t("rule.other")
+
+
+#: Messages of web/static/verify.js (it has no catalogue of its own).
+_VERIFY_KEYS = (
+    "verify.running",
+    "verify.ok",
+    "verify.failed",
+    "verify.row_ok",
+    "verify.row_failed",
+    "verify.checked",
+    "verify.not_checked",
+    "verify.no_webcrypto",
+    "verify.insecure",
+)
+
+
+def verify_messages(t: Translator) -> str:
+    """The verifier's messages in the page's language, as JSON for a data attribute."""
+    return json.dumps({k.split(".", 1)[1]: t(k) for k in _VERIFY_KEYS}, ensure_ascii=False)

@@ -3,8 +3,10 @@ what it is told (chain id, genesis hash, head)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
+
+from ledger import codec
 
 from ..errors import error_responses
 from ..services import Svc
@@ -41,3 +43,14 @@ async def chain_info(svc: Svc) -> ChainInfo:
         log_root=header.log_root if header else None,
         pending=len(node.mempool),
     )
+
+
+@router.get(
+    "/v1/chain/genesis",
+    summary="The genesis document: validator keys and members receipts verify against",
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def genesis(svc: Svc) -> Response:
+    """What a browser or a phone needs to check a receipt itself; it hashes (domain
+    "genesis", RFC 8785) to the `genesis_hash` every receipt names."""
+    return Response(codec.canonical(svc.node.genesis.to_json()), media_type="application/json")

@@ -2,10 +2,11 @@
 
 `GET /01/{GTIN}/10/{lot}/21/{serial}` (and the shorter lot and product forms) answers a
 browser with the product's verified journey as a server-rendered page (Chinese or
-English by Accept-Language, no JavaScript), a program with the same data as JSON or
-JSON-LD, and `?linkType=` per the Digital Link standard (`all` gives the linkset).
-Every resolution of a serialised code is logged in this node's scan log and judged for
-signs of copying. A malformed code is a 400 and an unknown one a 404, both explained.
+English by Accept-Language; readable without JavaScript, which only verifies the ledger
+proof in the browser), a program with the same data as JSON or JSON-LD, and
+`?linkType=` per the Digital Link standard (`all` gives the linkset). Every resolution
+of a serialised code is logged in this node's scan log and judged for signs of copying.
+A malformed code is a 400 and an unknown one a 404, both explained.
 """
 
 from __future__ import annotations
@@ -35,8 +36,16 @@ from traceability.codes.regions import region as find_region
 from traceability.codes.scanlog import REGION_GRACE, Scan
 
 from ..codes.i18n import Translator, negotiate
-from ..codes.pages import STATIC, attribute_rows, render, warning_text
+from ..codes.pages import (
+    STATIC,
+    attribute_rows,
+    problem_text,
+    render,
+    verify_messages,
+    warning_text,
+)
 from ..codes.service import Authenticity, CodesService, codes_service
+from ..codes.summary import key_steps, origin_of, proof_rows, recall_view, verdict_of
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
 
@@ -44,7 +53,10 @@ router = APIRouter(tags=["Resolver"])
 Codes = Annotated[CodesService, Depends(codes_service)]
 
 _MEDIA = ("text/html", "application/ld+json", "application/json", "application/linkset+json")
-_STATIC_NAME = re.compile(r"^[a-z0-9-]+\.css$")
+_STATIC_NAME = re.compile(r"^[a-z0-9-]+\.(css|js|png)$")
+_STATIC_TYPES = {"css": "text/css", "js": "text/javascript", "png": "image/png"}
+#: Where a shopper reports a product: the national market-supervision complaints platform.
+REPORT_URL = "https://www.12315.cn/"
 #: Query parameters that are about this request, not the code.
 _OWN_PARAMS = ("lang", "scan", "region", "linkType")
 
@@ -119,6 +131,7 @@ class Resolution:
             problem=problem,
             scanned=scanned,
             other_lang_url=self.own_url(lang=other),
+            report_url=REPORT_URL,
         )
         return HTMLResponse(html, status_code=status)
 
@@ -261,11 +274,16 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         return JSONResponse(doc, media_type=media, headers=headers)
     other = "en" if t.lang == "zh" else "zh"
     scan_id = current.id if current is not None else None
+    title = _title(batches, link, t)
+    shown = verdict_of(status, recall, verdict)
+    owner = issuer or (party_of(membership, batches[0].signer) if batches else None)
     html = render(
         "product.html",
         t,
-        title=_title(batches, link, t),
+        title=title,
         status=status,
+        shown=shown,
+        owner=owner,
         link=link,
         attributes=attribute_rows(link.attributes, t),
         issuer=issuer,
@@ -273,6 +291,10 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         verdict=verdict,
         region_added=region_added,
         journey=journey,
+        origin=origin_of(journey),
+        key_steps=key_steps(journey),
+        proofs=proof_rows(journey),
+        recall=recall_view(recall, link.lot),
         lots=[
             {
                 "lot": b.batch.link.lot,
@@ -290,10 +312,14 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         other_lang_url=res.own_url(lang=other, scan=scan_id, region=None),
         json_url=res.own_url(linkType="gs1:verificationService", scan=None, region=None),
         linkset_url=res.own_url(linkType="all", scan=None, region=None, lang=None),
+        page_url=res.base + link.path(),
+        share_description=t(f"share.{shown}", product=title),
+        share_image=res.base + "/static/share.png",
+        report_url=REPORT_URL,
+        verify_messages=verify_messages(t),
         chain_id=svc.genesis.chain_id,
         head_height=store.height(),
         warning_text=warning_text,
-        recall=recall.message(t.lang) if recall else None,
     )
     return HTMLResponse(html, headers=headers)
 
@@ -328,7 +354,7 @@ def resolve(
         link = parse_path(res.raw_path, res.raw_query)
     except CodeError as exc:
         if res.media == "text/html":
-            return res.not_genuine(res.raw_path, exc.message, 400)
+            return res.not_genuine(res.raw_path, problem_text(exc, res.t), 400)
         raise
     return _resolve(res, link)
 
@@ -338,5 +364,7 @@ def static(name: str) -> FileResponse:
     if not _STATIC_NAME.fullmatch(name) or not (STATIC / name).is_file():
         raise ApiError("not_found", f"no static file {name!r}")
     return FileResponse(
-        STATIC / name, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+        STATIC / name,
+        media_type=_STATIC_TYPES[name.rsplit(".", 1)[1]],
+        headers={"Cache-Control": "public, max-age=3600"},
     )

@@ -372,11 +372,10 @@ def build_journey(
         for entry in history["events"]:
             entries.setdefault(entry["logIndex"], entry)
     signers = {e.log_index: e.signer for e in index.by_log_index(entries)}
-    steps = [event_step(e, signers.get(i, ""), membership) for i, e in entries.items()]
-    steps += [batch_step(b, store, membership) for b in batches]
+    events = [event_step(e, signers.get(i, ""), membership) for i, e in entries.items()]
+    steps = in_order(events, [batch_step(b, store, membership) for b in batches])
     if not steps:
         return None
-    steps.sort(key=lambda s: (_sort_time(s.time), s.log_index))
     origins = []
     for step in steps:
         if step.kind == "origin":
@@ -387,6 +386,20 @@ def build_journey(
             if region and region.upper() not in regions:
                 regions.append(region.upper())
     return Journey(steps, origins, regions, truncated)
+
+
+def in_order(events: list[Step], batches: list[Step]) -> list[Step]:
+    """Steps in the order they happened. Events by their business time; a batch of codes
+    has none (its transaction time is when it was signed, which may be long after the
+    goods were coded), so it goes where the ledger recorded it: before the first event
+    recorded after it."""
+    ordered = sorted(events, key=lambda s: (_sort_time(s.time), s.log_index))
+    for batch in sorted(batches, key=lambda s: s.log_index):
+        later = (
+            i for i, s in enumerate(ordered) if s.kind != "codes" and s.log_index > batch.log_index
+        )
+        ordered.insert(next(later, len(ordered)), batch)
+    return ordered
 
 
 def _sort_time(value: str) -> str:
