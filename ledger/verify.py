@@ -165,7 +165,7 @@ def verify_store(
     last_commit: CommitCertificate | None = None
     evidence_keys: set[str] = set()
     domain = rules(store) if rules is not None else None
-    for raw in store.raw_blocks():
+    for raw in store.raw_blocks(1, total):  # the store as it was when the check began
         height = raw.height
         try:
             if height != state.height + 1:

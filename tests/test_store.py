@@ -124,3 +124,17 @@ def test_a_store_written_at_an_older_schema_upgrades_with_nothing_lost(
     assert verify_store(upgraded, park.genesis).ok
     upgraded.close()
     store.close()
+
+
+def test_blocks_stored_while_streaming_are_not_skipped(park: Consortium, db_url: str) -> None:
+    """A running node's store grows while it is read: a batch that ended at the head
+    then must be followed from the block after it, not from the end of its range."""
+    store, chain = build(park, db_url, blocks=3, per_block=1)
+    seen = []
+    for raw in store.raw_blocks(batch=2):
+        seen.append(raw.height)
+        if raw.height == 3:
+            chain.commit_block([sample_event_tx(park, 100)])
+            chain.commit_block([sample_event_tx(park, 101)])
+    assert seen == [1, 2, 3, 4, 5]
+    store.close()
