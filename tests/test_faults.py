@@ -211,6 +211,12 @@ class FaultNet(LocalNet):
         proposer = self.proposer()
         return next(i for i in reversed(self.ids) if i != proposer and i in self.live)
 
+    def patient_height(self, node_id: str) -> int | None:
+        """Its height, or None while it does not answer (applying a batch of caught-up
+        blocks, a node's API can be silent for seconds)."""
+        info = cluster.health(self.by_id[node_id], timeout=2.0)
+        return None if info is None else info["height"]
+
     def tip(self) -> int:
         return max(self.height(n) for n in self.live)
 
@@ -443,7 +449,7 @@ def _skewed(net: FaultNet, offset: str) -> str:
         net.launch(victim, env=clock)
         behind = max(net.height(n) for n in others)
         deadline = time.monotonic() + 60
-        while net.height(victim) < behind and time.monotonic() < deadline:
+        while (net.patient_height(victim) or 0) < behind and time.monotonic() < deadline:
             time.sleep(0.2)
         start = net.height(victim)
         before = max(net.height(n) for n in others)
