@@ -25,7 +25,7 @@ class FaultRecord:
         )
         return (
             f"fault suite: {len(self.faults)} faults injected, {self.acknowledged} acknowledged "
-            f"({self.resubmitted} resubmitted after a crash forgot them), {self.lost} lost, "
+            f"({self.resubmitted} resubmitted on reading unknown), {self.lost} lost, "
             f"{self.equivocations} equivocations, longest commit gap: {gaps or 'none'}"
         )
 
