@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -233,8 +234,13 @@ def pid_of(directory: Path, node_id: str) -> int | None:
     return pid if alive(pid) else None
 
 
-def start(directory: Path, node_id: str) -> int:
-    """Start one node as a detached process; its output goes to node.log."""
+def start(
+    directory: Path,
+    node_id: str,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start one node as a detached process; its output goes to node.log. `env` adds to
+    the environment it inherits (fault tests preload a fake clock this way)."""
     running = pid_of(directory, node_id)
     if running:
         return running
@@ -249,6 +255,7 @@ def start(directory: Path, node_id: str) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=folder,
+            env={**os.environ, **env} if env else None,
         )
     (folder / "node.pid").write_text(str(process.pid))
     return process.pid

@@ -175,7 +175,7 @@ def verify_store(
             f"product index not checked: it is keyed by {store.indexed_by()!r}, which this "
             "verification was not given (verify with the domain rules)"
         )
-    for raw in store.raw_blocks(1, total):
+    for raw in store.raw_blocks(1, total):  # the store as it was when the check began
         height = raw.height
         try:
             if height != state.height + 1:

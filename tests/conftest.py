@@ -65,3 +65,11 @@ FIXED_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 def park() -> Consortium:
     """The park's sample consortium with seeded keys."""
     return Consortium.sample(now=FIXED_NOW)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault suite's one summary line, in CI output even when output is captured."""
+    from tests.fault_record import RECORD
+
+    if RECORD.faults:
+        terminalreporter.write_line(RECORD.line())

@@ -139,3 +139,17 @@ def test_claims_are_indexed_and_read_below_a_height(park: Consortium, db_url: st
     assert store.claimed(keys, below_height=2) == {keys[0]: [(first.id, first.signer)]}
     assert store.claimed([claim(EVENT, "urn:uuid:never-recorded")]) == {}
     store.close()
+
+
+def test_blocks_stored_while_streaming_are_not_skipped(park: Consortium, db_url: str) -> None:
+    """A running node's store grows while it is read: a batch that ended at the head
+    then must be followed from the block after it, not from the end of its range."""
+    store, chain = build(park, db_url, blocks=3, per_block=1)
+    seen = []
+    for raw in store.raw_blocks(batch=2):
+        seen.append(raw.height)
+        if raw.height == 3:
+            chain.commit_block([sample_event_tx(park, 100)])
+            chain.commit_block([sample_event_tx(park, 101)])
+    assert seen == [1, 2, 3, 4, 5]
+    store.close()

@@ -429,7 +429,9 @@ class Store:
                         block.commit,
                         txs.get(block.height, []),
                     )
-            low = high + 1
+            # From the last block read, not the end of the range: a block stored while
+            # this batch was read (a running node's store) must not be skipped.
+            low = blocks[-1].height + 1
 
     def tx(self, tx_id: str) -> StoredTx | None:
         try:
