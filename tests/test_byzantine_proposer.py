@@ -36,12 +36,13 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Heights at which the faulty validator must have had its invalid block refused.
-REFUSED_HEIGHTS = 2
+REFUSED_HEIGHTS = 3
 
 
 def invalid_events(consortium: Consortium) -> list[Transaction]:
-    """Signed by a producer the policy lets record commissioning: only the domain rules
-    (the EPCIS schema) have anything against them."""
+    """Signed by a producer the policy lets record commissioning and issue codes: only the
+    domain rules (the EPCIS schema, the exact payload of a code issuance) have anything
+    against them."""
     untimed = event("byzantine: no eventTime")
     del untimed["eventTime"]
     return [
@@ -51,6 +52,8 @@ def invalid_events(consortium: Consortium) -> list[Transaction]:
             {"event": event("byzantine: FooEvent", type="FooEvent")},
         ),
         consortium.sign_tx("gannan-orchard-coop", "epcis.event", {"event": untimed}),
+        # The payload that once halted every validator after the block was decided.
+        consortium.sign_tx("gannan-orchard-coop", "codes.issue", {"event": {"epcList": 5}}),
     ]
 
 
@@ -231,6 +234,7 @@ def test_honest_validators_refuse_the_byzantine_proposals_and_go_on(
         refusals += theirs
     assert any("'FooEvent' is not an EPCIS 2.0 event type" in m for m in refusals), refusals
     assert any('"eventTime" is a required property' in m for m in refusals), refusals
+    assert any("payload.event: unknown field" in m for m in refusals), refusals
     assert all(cluster.pid_of(world.directory, m.id) is not None for m in everyone)
 
     # Every store (the faulty node's too: it follows what the quorum decides) lacks the
