@@ -20,6 +20,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from nodes.config import NodeConfig
 from nodes.runtime import Node
+from sdk.signing import Identity
 
 from .edge.server import EdgeServer, edge_server
 from .routes import ops
@@ -47,14 +48,30 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel("WARNING")
 
 
+def capture_signers(config: NodeConfig) -> dict[str, Identity]:
+    """The identities `[capture] signers` names, by organisation."""
+    assert config.consortium is not None or not config.capture_signers
+    signers = {}
+    for spec in config.capture_signers:
+        org, _, user = spec.partition("/")
+        signers[org] = Identity.from_consortium(
+            config.consortium, org, user or None, config.key_passphrase
+        )
+    return signers
+
+
 def build_app(node: Node) -> FastAPI:
     from .app import create_app
     from .authorities import own_authorities
     from .services import ApiSettings
 
     config = node.config
-    authorities = own_authorities(config.api_listen, config.public_urls)
-    app = create_app(node, settings=ApiSettings(limits=config.api, authorities=authorities))
+    settings = ApiSettings(
+        limits=config.api,
+        authorities=own_authorities(config.api_listen, config.public_urls),
+        capture_signers=capture_signers(config),
+    )
+    app = create_app(node, settings=settings)
     app.state.node = node
     app.include_router(ops.router)
     return app

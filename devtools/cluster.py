@@ -178,7 +178,9 @@ def create(
         build_consortium(consortium_config(nodes), now).write(consortium_dir, force=True)
     from ledger.genesis import Genesis
 
-    ids = [v.id for v in Genesis.load(consortium_dir / "genesis.json").validator_set().validators]
+    genesis = Genesis.load(consortium_dir / "genesis.json")
+    ids = [v.id for v in genesis.validator_set().validators]
+    delegated = capture_delegations(genesis)
     if compose:
         found = [Member(vid, f"{vid}:{COMPOSE_P2P}", f"{vid}:{COMPOSE_API}") for vid in ids]
     else:
@@ -200,6 +202,7 @@ def create(
                 peers={m.id: m.p2p for m in found if m.id != member.id},
                 api_listen=f"0.0.0.0:{COMPOSE_API}" if compose else member.api,
                 public_urls=compose_public_urls(index, member.id) if compose else (),
+                capture_signers=() if compose else delegated.get(member.id, ()),
                 blocks=blocks,
                 consensus=consensus,
             ),
@@ -209,6 +212,21 @@ def create(
         compose_bundle.write(directory, [m.id for m in found])
     manifest.write_text(json.dumps({"nodes": [asdict(m) for m in found]}, indent=2) + "\n")
     return found
+
+
+def capture_delegations(genesis: Any) -> dict[str, tuple[str, ...]]:
+    """Whose EPCIS captures each node of a local cluster signs: its own organisation's,
+    and on the first node those of every organisation that runs no node (a tenant's EPCIS
+    software then captures with HTTP Message Signatures alone). A local cluster holds the
+    whole consortium directory, so every delegated certificate is at hand."""
+    running = {v.id: v.org for v, _ in genesis.validators}
+    orgs = [org.id for org, _ in genesis.organizations]
+    without_node = tuple(o for o in orgs if o not in running.values())
+    delegated = {node: (org,) for node, org in running.items()}
+    first = next(iter(running), None)
+    if first is not None:
+        delegated[first] += without_node
+    return delegated
 
 
 def members(directory: Path) -> list[Member]:

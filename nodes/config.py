@@ -33,6 +33,12 @@ are, and how it batches blocks. Paths are relative to the file's own directory.
     # the listen address (docs/api.md)
     public_urls = ["https://node-a.park.example"]
 
+    [capture]
+    # organisations whose `/capture` this node signs, with a certificate they delegated to
+    # it (their user in the consortium directory: "org" for its first user, "org/user"),
+    # so that a plain EPCIS client of theirs needs only HTTP Message Signatures
+    signers = ["gannan-orchard-coop", "wenshan-growers/admin"]
+
     [blocks]
     max_txs = 2000          # a block takes at most this many transactions
     batch_ms = 100          # a proposer waits at most this long for a fuller block
@@ -108,6 +114,9 @@ class NodeConfig:
     api_listen: tuple[str, int]
     #: Base URLs clients reach the API at besides its listen address.
     public_urls: tuple[str, ...] = ()
+    #: "org" or "org/user": whose EPCIS captures this node signs (a delegated certificate
+    #: in the consortium directory).
+    capture_signers: tuple[str, ...] = ()
     blocks: BlockConfig = field(default_factory=BlockConfig)
     api: ApiLimits = field(default_factory=ApiLimits)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
@@ -182,6 +191,9 @@ class NodeConfig:
         api = data.get("api", {})
         if not isinstance(api, dict):
             raise ConfigError("[api]: expected a table")
+        signers = _capture_signers(data.get("capture", {}))
+        if signers and files["consortium"] is None:
+            raise ConfigError("[capture] signers are read from the consortium directory: set it")
         return cls(
             id=node["id"],
             consortium=files["consortium"],
@@ -191,6 +203,7 @@ class NodeConfig:
             peers={pid: _address(a, f"[network.peers] {pid}") for pid, a in peers_raw.items()},
             api_listen=_address(api.get("listen", "127.0.0.1:8601"), "[api] listen"),
             public_urls=_urls(api.get("public_urls", []), "[api] public_urls"),
+            capture_signers=signers,
             blocks=_dataclass(BlockConfig, blocks, "[blocks]"),
             api=_dataclass(ApiLimits, _limits(api), "[api]", positive=True),
             consensus=_dataclass(ConsensusConfig, consensus, "[consensus]"),
@@ -218,6 +231,17 @@ def _urls(value: Any, what: str) -> tuple[str, ...]:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{what}: expected http(s)://host[:port], got {url!r}")
     return tuple(value)
+
+
+def _capture_signers(capture: Any) -> tuple[str, ...]:
+    if not isinstance(capture, dict) or set(capture) - {"signers"}:
+        raise ConfigError('[capture]: expected a table with only signers = ["org", "org/user"]')
+    signers = capture.get("signers", [])
+    if not isinstance(signers, list) or not all(
+        isinstance(s, str) and s.strip("/") and s.count("/") <= 1 for s in signers
+    ):
+        raise ConfigError('[capture] signers: expected a list of "org" or "org/user"')
+    return tuple(signers)
 
 
 def _limits(api: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +282,7 @@ def render(
     peers: dict[str, str],
     api_listen: str,
     public_urls: tuple[str, ...] = (),
+    capture_signers: tuple[str, ...] = (),
     blocks: BlockConfig | None = None,
     consensus: dict[str, float] | None = None,
     own_files: dict[str, str] | None = None,
@@ -267,6 +292,8 @@ def render(
     `own_files` (genesis, key, certificate -> path) instead of `consortium` for a node
     that holds only its own files."""
     blocks = blocks or BlockConfig()
+    capture = ["[capture]", f"signers = {json.dumps(list(capture_signers))}", ""]
+    capture = capture if capture_signers else []
     where = [f'consortium = "{consortium}"'] if consortium is not None else []
     where += [f'{key} = "{path}"' for key, path in (own_files or {}).items()]
     lines = [
@@ -286,6 +313,11 @@ def render(
         f'listen = "{api_listen}"',
         *([f"public_urls = {json.dumps(list(public_urls))}"] if public_urls else []),
         "",
+        *(
+            ["[capture]", f"signers = {json.dumps(list(capture_signers))}", ""]
+            if capture_signers
+            else []
+        ),
         "[blocks]",
         f"max_txs = {blocks.max_txs}",
         f"batch_ms = {blocks.batch_ms}",

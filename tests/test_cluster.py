@@ -7,6 +7,7 @@ on every node at the end, and every node's store passes `parktrace verify`.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,11 +16,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devtools import cluster
-from devtools.samples import sample_event_tx
+from devtools.samples import sample_event, sample_event_tx
 from ledger.store import Store
+from sdk.signing import Identity, sign_request
 from tests.localnet import LocalNet
 
 pytestmark = pytest.mark.slow
@@ -235,6 +238,43 @@ def test_5_nothing_acknowledged_is_missing_and_every_store_verifies(net: Cluster
             timeout=300,
         )
         assert verified.returncode == 0, verified.stderr
+
+
+def test_a_plain_epcis_client_captures_on_the_node_its_organisation_delegated_to(
+    net: Cluster,
+) -> None:
+    """No ParkTrace transaction: an EPCIS 2.0 document in an HTTP request the orchard
+    cooperative's own software signs (RFC 9421). The park committee's node holds the
+    cooperative's delegated certificate (`[capture] signers`); another node does not."""
+    org, payload = sample_event(6 * 90_000)  # the orchard's case, on an event id of its own
+    assert org == "gannan-orchard-coop"
+    document = {
+        "@context": payload["event"].pop("@context"),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-03T09:00:00.000+08:00",
+        "epcisBody": {"eventList": [payload["event"]]},
+    }
+    body = json.dumps(document).encode()
+    orchard = Identity.from_consortium(net.dir / "consortium", org)
+
+    def capture(node_id: str) -> httpx.Response:
+        request = net.http.build_request(
+            "POST",
+            f"{net.url(node_id)}/capture",
+            content=body,
+            headers={"content-type": "application/ld+json"},
+        )
+        sign_request(request, orchard, body)
+        return net.http.send(request)
+
+    refused = capture("testing-centre-node")
+    assert refused.status_code == 403, refused.text
+    accepted = capture("park-committee-node")
+    assert accepted.status_code == 202, accepted.text
+    job = net.http.get(f"{net.url('park-committee-node')}{accepted.headers['location']}").json()
+    assert job["success"] and len(job["transactions"]) == 1, job
+    net.wait_committed([job["transactions"][0]["transaction"]], "testing-centre-node")
 
 
 def test_health_and_metrics(net: Cluster) -> None:
