@@ -446,3 +446,55 @@ def test_sdk_capture_validates_locally_and_reports_each_event(
     with pytest.raises(ApiClientError) as info:
         ParkTraceClient(http=client).submit(sdk.sign("epcis.event", {"event": {}}))
     assert info.value.status == 400 and info.value.code == "invalid_epcis"
+
+
+# -- POST /events: one event, synchronous ---------------------------------------------------
+
+
+def _post_event(client: TestClient, who: Identity, event: object) -> httpx.Response:
+    body = json.dumps(event).encode()
+    request = client.build_request(
+        "POST", "/events", content=body, headers={"content-type": "application/json"}
+    )
+    sign_request(request, who, body)
+    return client.send(request)
+
+
+def _one_event(name: str) -> dict:
+    doc = json.loads((EPCIS_EXAMPLES / name).read_bytes())
+    return {"@context": doc["@context"], **doc["epcisBody"]["eventList"][0]}
+
+
+def test_a_single_event_is_captured_and_answered_once_committed(
+    lab: Consortium, start: Start
+) -> None:
+    client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
+    me = identity(lab, "lab", "client")
+    event = _one_event("Example_9.6.2-ObjectEvent.jsonld")
+    created = _post_event(client, me, event)
+    assert created.status_code == 201, created.text
+    assert created.json()["state"] == "committed"
+    assert created.headers["GS1-EPCIS-Version"] == "2.0.0"
+    found = client.get(created.headers["location"])
+    assert found.status_code == 200, found.text
+    events = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [e["eventID"] for e in events] == [created.json()["eventID"]]
+    again = _post_event(client, me, event)
+    assert again.status_code == 409, again.text
+
+
+def test_a_single_event_is_judged_by_the_capture_rules_and_named_in_its_own_terms(
+    lab: Consortium, start: Start
+) -> None:
+    client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
+    me = identity(lab, "lab", "client")
+    untimed = _one_event("Example_9.6.2-ObjectEvent.jsonld")
+    del untimed["eventTime"]
+    refused = _post_event(client, me, untimed)
+    assert refused.status_code == 400, refused.text
+    assert "epcisBody" not in refused.text and "eventTime" in refused.text
+    document = json.loads((EPCIS_EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes())
+    wrong = _post_event(client, me, document)
+    assert wrong.status_code == 400 and "/capture" in wrong.text, wrong.text
+    unsigned = client.post("/events", json=untimed)
+    assert unsigned.status_code == 401, unsigned.text

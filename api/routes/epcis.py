@@ -11,15 +11,19 @@ SDK, `parktrace capture`) use /v1/transactions/batch instead and keep their key.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledger import timefmt
 from ledger.errors import LedgerError, NotPermittedError
 from ledger.policy import EPCIS_TX_TYPE
 from sdk.signing import Identity
+from traceability.epcis.context import DEFAULT_CONTEXT
 from traceability.epcis.document import (
     MAX_DOCUMENT_BYTES,
     CheckedDocument,
@@ -32,6 +36,7 @@ from traceability.epcis.query import EventQuery, query_document, run_query
 from traceability.epcis.records import payload_for
 
 from ..epcis.admission import Prepared, prepare_one
+from ..epcis.capture import CaptureJob
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
 from . import read_body
@@ -125,6 +130,22 @@ async def capture(
     of the capturing organisation, covering @method, @authority, @path and
     Content-Digest."""
     raw = await read_body(request, MAX_DOCUMENT_BYTES)
+    job = await _capture(svc, request, raw, behaviour)
+    url = f"/capture/{job.id}"
+    response.headers["Location"] = url
+    response.headers.update(EPCIS_HEADERS)
+    return job.view(svc.node)
+
+
+async def _capture(
+    svc: Services,
+    request: Request,
+    raw: bytes,
+    behaviour: Literal["rollback", "proceed"],
+    document: Callable[[Any], Any] = lambda doc: doc,
+) -> CaptureJob:
+    """Authenticate the signed request, check what `document` makes of its body, sign each
+    valid event with the caller organisation's delegated certificate and admit it."""
     caller = await svc.verifier.verify_async(request.method, str(request.url), request.headers, raw)
     signer = svc.settings.capture_signers.get(caller.org)
     if signer is None:
@@ -133,7 +154,7 @@ async def capture(
             "sign events yourself with the ParkTrace SDK or `parktrace capture`"
         )
     checked: CheckedDocument = await anyio.to_thread.run_sync(
-        lambda: check_document(parse_json(raw))
+        lambda: check_document(document(parse_json(raw)))
     )
     if behaviour == "rollback" and checked.rejected:
         problems: list[Problem] = []
@@ -161,10 +182,7 @@ async def capture(
             job.accepted.append((item.index, item.event_id, item.tx.id))
         except LedgerError as exc:
             job.errors.append(_job_error(item.index, item.event_id, relabel(exc, path)))
-    url = f"/capture/{job.id}"
-    response.headers["Location"] = url
-    response.headers.update(EPCIS_HEADERS)
-    return job.view(svc.node)
+    return job
 
 
 def _event_error(exc: LedgerError, signed: list[tuple[Prepared, str]]) -> LedgerError:
@@ -189,6 +207,85 @@ def _job_error(index: int, event_id: str | None, error: LedgerError) -> dict[str
         entry["field"] = problems[0].path
         entry["rule"] = problems[0].rule
     return entry
+
+
+_EVENT_PATH = "epcisBody.eventList[0]"
+
+
+def _as_document(event: Any) -> dict[str, Any]:
+    """The document one event posted to `/events` is captured in: its `@context` moves up
+    to the document (EPCIS 2.0 JSON-LD allows it on either), the rest is the event."""
+    if not isinstance(event, dict) or event.get("type") in ("EPCISDocument", "EPCISQueryDocument"):
+        raise EpcisValidationError(
+            [
+                Problem(
+                    "",
+                    "single-event",
+                    "POST /events takes one EPCIS event; documents go to /capture",
+                )
+            ]
+        )
+    event = dict(event)
+    return {
+        "@context": event.pop("@context", DEFAULT_CONTEXT),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": timefmt.now(),
+        "epcisBody": {"eventList": [event]},
+    }
+
+
+def _event_problems(exc: EpcisValidationError) -> EpcisValidationError:
+    """Problems named as paths in the posted event, not in the document around it."""
+    return EpcisValidationError(
+        [
+            Problem(p.path.removeprefix(_EVENT_PATH).removeprefix("."), p.rule, p.message)
+            for p in exc.problems
+        ]
+    )
+
+
+@router.post(
+    "/events",
+    summary="Capture one EPCIS event (synchronous: answers once it is committed)",
+    status_code=201,
+    responses={
+        202: {"description": "admitted, not committed yet: follow Location (a capture job)"},
+        **error_responses(400, 401, 403, 409, 413, 415, 503, problem_json=True),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/ld+json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def capture_event(svc: Svc, request: Request, response: Response) -> dict[str, Any]:
+    """The EPCIS 2.0 binding's single-event capture: the event is checked like one of a
+    document sent to `/capture` (same authentication, same rules) and recorded as a
+    transaction of the caller's organisation. The answer waits for the commit (at most
+    the API's `max_wait`): 201 with Location `/events/{eventID}`, or 202 with the capture
+    job's Location if the block has not been decided by then."""
+    raw = await read_body(request, MAX_DOCUMENT_BYTES)
+    try:
+        job = await _capture(svc, request, raw, "rollback", _as_document)
+    except EpcisValidationError as exc:
+        raise _event_problems(exc) from None
+    if job.errors:
+        error = job.errors[0]
+        raise ApiError(error["error"], error["message"])
+    _, event_id, tx_id = job.accepted[0]
+    response.headers.update(EPCIS_HEADERS)
+    status = await svc.node.wait(tx_id, svc.settings.max_wait)
+    if status.state != "committed":
+        response.status_code = 202
+        response.headers["Location"] = f"/capture/{job.id}"
+        return job.view(svc.node)
+    response.headers["Location"] = f"/events/{quote(event_id or '', safe='')}"
+    return {"eventID": event_id, "transaction": tx_id, "state": status.state}
 
 
 @router.get(
