@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -256,18 +256,22 @@ def start(
     directory: Path,
     node_id: str,
     env: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
 ) -> int:
     """Start one node as a detached process; its output goes to node.log. `env` adds to
-    the environment it inherits (fault tests preload a fake clock this way)."""
+    the environment it inherits (fault tests preload a fake clock this way); `command`,
+    the interpreter's arguments in place of `-m cli node run --config node.toml` (tests
+    run a faulty or an extended node this way, still stopped by `stop`)."""
     running = pid_of(directory, node_id)
     if running:
         return running
     # The process runs in its own folder (relative paths in node.toml are the file's own),
     # so the path it is given must not depend on the caller's working directory.
     folder = (directory / node_id).resolve()
+    config = folder / "node.toml"
     with open(folder / "node.log", "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "node", "run", "--config", str(folder / "node.toml")],
+            [sys.executable, *(command or ("-m", "cli", "node", "run", "--config", str(config)))],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

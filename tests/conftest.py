@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.consortium import Consortium
+from ledger.store import Store
+from nodes.devchain import DevChain
 
 PG_ADMIN_URL = os.environ.get("PARKTRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -65,6 +67,15 @@ FIXED_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 def park() -> Consortium:
     """The park's sample consortium with seeded keys."""
     return Consortium.sample(now=FIXED_NOW)
+
+
+@pytest.fixture
+def chain(park: Consortium, tmp_path) -> Iterator[DevChain]:
+    """The sample park's chain over a SQLite store at `tmp_path / "node.db"`, committed by
+    its validator keys without consensus; closed afterwards."""
+    store = Store(f"sqlite:///{tmp_path / 'node.db'}")
+    yield DevChain(park.genesis, park.validator_keys, store)
+    store.close()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

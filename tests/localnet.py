@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,17 @@ FAST = {
     "timeout_precommit": 0.5,
     "timeout_precommit_delta": 0.25,
 }
+
+
+def end_process(process: subprocess.Popen, timeout: float) -> None:
+    """Ask `process` to exit (SIGTERM), as an operator would; kill it if it has not within
+    `timeout` seconds, so that a test never leaves a node behind."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class LocalNet:

@@ -67,12 +67,16 @@ class World:
 
 
 @contextlib.contextmanager
-def open_world(park: Consortium, db: Path, cases: dict[str, Case]) -> Iterator[World]:
+def open_world(
+    park: Consortium, db: Path, cases: dict[str, Case], resolver: ResolverKey = RESOLVER
+) -> Iterator[World]:
+    """A solo node on `db` with the audit routes and the codes resolver (`resolver`'s key),
+    and the regulator's audit client through its test client."""
     store = Store(f"sqlite:///{db}")
     node = SoloNode(park.genesis, park.validator_keys, store)
     app = create_app(node)
     audit.mount(app)
-    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,)))
+    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(resolver,)))
     with TestClient(app) as client:
         regulator = identity(park, "market-supervision-bureau")
         yield World(

@@ -11,9 +11,6 @@ app as it is), so the test does not depend on that edit.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,21 +70,6 @@ def _regulator_files(consortium_dir: Path) -> tuple[Path, Path]:
     return key, cert
 
 
-def _start(directory: Path, member: cluster.Member, env: dict[str, str]) -> None:
-    folder = directory / member.id
-    with open(folder / "node.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(folder / "node.toml")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=folder,
-            env=env,
-        )
-    (folder / "node.pid").write_text(str(process.pid))
-
-
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     directory = tmp_path_factory.mktemp("audit-cluster")
@@ -105,7 +87,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     )
     key, cert = _regulator_files(directory / "consortium")
     env = {
-        **os.environ,
         "PARKTRACE_AUDIT_NODES": ",".join(f"{m.id}={m.url}" for m in members),
         "PARKTRACE_AUDIT_KEY": str(key),
         "PARKTRACE_AUDIT_CERT": str(cert),
@@ -113,7 +94,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     }
     try:
         for member in members:
-            _start(directory, member, env)
+            config = (directory / member.id / "node.toml").resolve()
+            cluster.start(directory, member.id, env, command=("-c", LAUNCHER, str(config)))
         missing = cluster.wait_ready(directory, members, 60)
         assert not missing, (directory / missing[0] / "node.log").read_text()[-2000:]
         yield Net(

@@ -10,27 +10,19 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
-from api.routes import audit
 from ledger.consortium import Consortium
 from ledger.errors import NotPermittedError, SchemaError
-from ledger.identity import Credential
 from ledger.store import Store
 from ledger.tx import Transaction
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
-from nodes.solo import SoloNode
-from sdk.audit import AuditClient
 from sdk.client import ApiClientError, ParkTraceClient
-from sdk.signing import Identity
+from tests.test_audit_api import World, open_world
 from traceability.audit.recall_status import recall_for
 from traceability.codes.sealing import ResolverKey
 from traceability.identifiers import canonical_key
@@ -43,12 +35,6 @@ BOX_1 = "urn:epc:id:sscc:0690789.1000000011"
 BOX_2 = "urn:epc:id:sscc:0690789.1000000022"
 CARTON = "urn:epc:id:sscc:0690789.2000000018"
 REASON = "filtration efficiency 91 % in re-test, below GB 2626-2019 (≥ 95 %)"
-
-
-def regulator(park: Consortium) -> Identity:
-    holder = park.user("market-supervision-bureau")
-    assert holder.key is not None
-    return Identity(holder.key, holder.fingerprint, Credential.from_pem(holder.certificate))
 
 
 def event_tx(park: Consortium, chain: DevChain, org: str, label: str, **fields: Any) -> Transaction:
@@ -265,32 +251,13 @@ def test_judging_a_block_never_changes_the_index_it_started_from(
 # -- through the node and its API -------------------------------------------------------------
 
 
-@dataclass
-class World:
-    park: Consortium
-    node: SoloNode
-    client: TestClient
-    audit: AuditClient
-    cases: dict[str, Case]
-
-
 @pytest.fixture
 def world(park: Consortium, tmp_path) -> Iterator[World]:
     store = Store(f"sqlite:///{tmp_path / 'node.db'}")
     cases = record_cases(park, store, [RESOLVER.public], HOST)
-    node = SoloNode(park.genesis, park.validator_keys, store)
-    app = create_app(node)
-    audit.mount(app)
-    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,)))
-    with TestClient(app) as client:
-        yield World(
-            park,
-            node,
-            client,
-            AuditClient("http://testserver", identity=regulator(park), http=client),
-            cases,
-        )
     store.close()
+    with open_world(park, tmp_path / "node.db", cases, resolver=RESOLVER) as opened:
+        yield opened
 
 
 def test_must_show_2_recall_banner_data_and_refused_shipment(world: World) -> None:

@@ -7,28 +7,23 @@ store that was written behind the nodes' backs."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.chain import build_block, check_next
 from ledger.consortium import Consortium
 from ledger.errors import LedgerError
 from ledger.store import Store
 from ledger.tx import Transaction
-from ledger.validate import check_txs
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
 from nodes.service import NodeCore
 from nodes.solo import SoloNode
+from tests.chains import commissioning, judge, write_behind_the_nodes_back
 from traceability.validity import trace_rules
 
-ROOT = Path(__file__).resolve().parent.parent
-CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
 TX_TYPES = (
     "epcis.event",
     "codes.issue",
@@ -47,17 +42,7 @@ SIGNER_OF = {
 
 
 def event(label: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "@context": CONTEXT,
-        "type": "ObjectEvent",
-        "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, label)}",
-        "eventTime": "2026-11-20T09:00:00+08:00",
-        "eventTimeZoneOffset": "+08:00",
-        "action": "ADD",
-        "bizStep": "commissioning",
-        "epcList": ["https://id.gs1.org/01/06901234000122/21/ABC123"],
-        **fields,
-    }
+    return commissioning(label, "https://id.gs1.org/01/06901234000122/21/ABC123", **fields)
 
 
 def sign(park: Consortium, chain: DevChain, tx_type: str, payload: Any) -> Transaction:
@@ -78,12 +63,6 @@ def invalid_payloads() -> list[tuple[str, Any]]:
     ]
 
 
-@pytest.fixture
-def chain(park: Consortium, tmp_path: Path) -> DevChain:
-    store = Store(f"sqlite:///{tmp_path / 'node.db'}")
-    return DevChain(park.genesis, park.validator_keys, store)
-
-
 @pytest.mark.parametrize(("tx_type", "payload"), invalid_payloads())
 def test_an_invalid_payload_is_refused_at_admission_and_in_a_proposal(
     park: Consortium, chain: DevChain, tx_type: str, payload: Any
@@ -96,33 +75,11 @@ def test_an_invalid_payload_is_refused_at_admission_and_in_a_proposal(
     assert tx.id not in node.mempool
     # A proposer that skipped the rules: the honest validator's predicate refuses it.
     with pytest.raises(LedgerError):
-        check_txs(
-            [tx],
-            chain.membership,
-            height=chain.state.height + 1,
-            time=chain.next_time(),
-            known=chain.store.known_tx_ids,
-            rules=chain.rules.begin(chain.state.height + 1),
-        )
+        judge(chain, [tx])
     # ... and the chain goes on committing valid work.
     good = sign(park, chain, "epcis.event", {"event": event(f"good {tx_type} {payload}")})
     block = chain.commit_block([good])
     assert block.height == 1 and chain.store.height() == 1
-
-
-def write_behind_the_nodes_back(chain: DevChain, txs: list[Transaction]) -> None:
-    """A block certified by a quorum but never judged: what a Byzantine majority, or an
-    edit of the database, could leave in a store."""
-    assert chain.store is not None
-    block = build_block(
-        chain.state,
-        txs=txs,
-        time=chain.next_time(),
-        proposer=chain.state.validators.proposer(chain.state.height + 1, 0).id,
-        last_commit=chain.last_commit,
-    )
-    nodes = check_next(chain.state, block)
-    chain.store.save_block(block, chain.certify(block), nodes)
 
 
 def test_verify_rejects_a_stored_invalid_event(park: Consortium, chain: DevChain) -> None:

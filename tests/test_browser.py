@@ -375,45 +375,25 @@ VERIFY_IN_PAGE = """async ([receipts, genesis]) => {
 def _receipts_with_links(park: Consortium, tmp_path) -> tuple[dict, dict, dict]:
     """A plain receipt, one whose signer joined after genesis, one certified by a later
     validator set (built as tests/test_receipts.py builds them)."""
-    from ledger.crypto import PrivateKey
-    from ledger.membership import ADD_ORG, SET_VALIDATORS
-    from ledger.tx import Transaction
+    from ledger.membership import SET_VALIDATORS
 
-    from .test_receipts import MSB, EveryKeySigns, event, receipt_of, stamp
+    from .test_receipts import (
+        MSB,
+        EveryKeySigns,
+        event,
+        fifth_validator,
+        joined_later,
+        receipt_of,
+        stamp,
+    )
 
     store = Store(f"sqlite:///{tmp_path / 'links.db'}")
     chain = EveryKeySigns(park.genesis, dict(park.validator_keys), store)
     plain = park.sign_tx("gannan-orchard-coop", "epcis.event", event("commissioning"), stamp(1))
     other = park.sign_tx("gannan-orchard-coop", "epcis.event", event("storing"), stamp(2))
     chain.commit_block([other, plain])
-    key = PrivateKey.from_seed(b"t" * 32)
-    cred = park.issue("ganzhou-tea-coop", "admin", key, roles=("producer",))
-    org = {"id": "ganzhou-tea-coop", "name": "Ganzhou Tea Cooperative", "name_zh": "赣州茶叶合作社",
-           "roles": ["producer"], "certificates": [cred.pem]}  # fmt: skip
-    chain.commit_block(
-        [park.membership_tx(MSB, ADD_ORG, {"organization": org}, timestamp=stamp(3))]
-    )
-    tea = Transaction.create(
-        key,
-        chain_id=park.genesis.chain_id,
-        type="epcis.event",
-        payload=event("commissioning"),
-        signer=cred.fingerprint,
-        timestamp=stamp(4),
-    )
-    chain.commit_block([tea])
-    node_key = PrivateKey.from_seed(b"n" * 32)
-    node = park.issue("ganzhou-mask-factory", "mask-factory-node-2", node_key, roles=("validator",))
-    entries = [{**v.to_json(), "certificate": c.pem} for v, c in park.genesis.validators]
-    entries.append(
-        {
-            "id": "mask-factory-node-2",
-            "org": "ganzhou-mask-factory",
-            "public_key": node_key.public_key.to_json(),
-            "certificate": node.pem,
-        }
-    )
-    change = {"previous": park.genesis.validator_set().hash(), "validators": entries}
+    tea = joined_later(park, chain, joined=stamp(3), recorded=stamp(4))
+    change, node_key = fifth_validator(park)
     chain.commit_block([park.membership_tx(MSB, SET_VALIDATORS, change, timestamp=stamp(5))])
     chain.keys["mask-factory-node-2"] = node_key
     after = park.sign_tx("gannan-orchard-coop", "epcis.event", event("storing"), stamp(6))

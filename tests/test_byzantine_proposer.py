@@ -8,7 +8,6 @@ must refuse a store into which such an event was written directly."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,8 +27,9 @@ from ledger.tx import Transaction
 from ledger.verify import verify_store
 from nodes.config import BlockConfig
 from nodes.devchain import DevChain
+from tests.chains import write_behind_the_nodes_back
 from tests.localnet import FAST
-from tests.test_block_rules import event, sign, write_behind_the_nodes_back
+from tests.test_block_rules import event, sign
 from traceability.validity import trace_rules
 
 pytestmark = pytest.mark.slow
@@ -80,28 +80,11 @@ class ByzantineCluster:
 
 
 def start_faulty(directory: Path, member: cluster.Member, planted: Path, record: Path) -> None:
-    """Like `cluster.start`, with the faulty entry point (its pid file too, so
-    `cluster.stop` and `cluster.pid_of` serve it as any node)."""
-    folder = (directory / member.id).resolve()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with open(folder / "node.log", "ab") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.byzantine_node",
-                str(folder / "node.toml"),
-                str(planted),
-                str(record),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=folder,
-            env=env,
-        )
-    (folder / "node.pid").write_text(str(process.pid))
+    """Like `cluster.start`, with the faulty entry point (so `cluster.stop` and
+    `cluster.pid_of` serve it as any node)."""
+    config = (directory / member.id / "node.toml").resolve()
+    faulty = ("-m", "tests.byzantine_node", str(config), str(planted), str(record))
+    cluster.start(directory, member.id, {"PYTHONPATH": str(ROOT)}, command=faulty)
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from api.app import create_app
 from api.services import ApiSettings
 from ledger.consortium import Consortium
 from ledger.store import Store
-from ledger.validate import check_txs
 from nodes.devchain import DevChain
 from nodes.solo import SoloNode
 from sdk.signing import Identity, sign_request
+from tests.chains import judge
 from traceability.epcis.problems import EpcisValidationError
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -162,19 +162,10 @@ def test_a_wrong_check_digit_is_refused_by_capture(park: Consortium, client: Tes
     assert _capture(client, who, [event()]).status_code == 202
 
 
-def test_a_proposal_with_a_wrong_check_digit_is_refused(park: Consortium, tmp_path: Path) -> None:
-    chain = DevChain(park.genesis, park.validator_keys, Store(f"sqlite:///{tmp_path / 'v.db'}"))
+def test_a_proposal_with_a_wrong_check_digit_is_refused(park: Consortium, chain: DevChain) -> None:
     bad, _, rule = BAD[0]
     payload = {"event": {"@context": [CONTEXT], **_clean(bad)}}
     tx = park.sign_tx(FACTORY, "epcis.event", payload, chain.next_time())
-    height = chain.state.height + 1
     with pytest.raises(EpcisValidationError) as refused:
-        check_txs(
-            [tx],
-            chain.membership,
-            height=height,
-            time=chain.next_time(),
-            known=lambda ids: set(),
-            rules=chain.rules.begin(height),
-        )
+        judge(chain, [tx])
     assert refused.value.rule == rule

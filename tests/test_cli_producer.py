@@ -19,6 +19,7 @@ import pytest
 from devtools.cluster import free_ports
 from ledger.consortium import Consortium
 from ledger.genesis import Genesis
+from tests.localnet import end_process
 from tests.testdata import EPCIS_EXAMPLES
 from traceability.epcis.document import parse_json
 from traceability.receipts import ReceiptError, verify_receipt
@@ -75,12 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(0.1)
         yield Server(url, root / "consortium")
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process, 10)
         log.close()
 
 

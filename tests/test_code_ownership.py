@@ -25,13 +25,11 @@ from ledger.genesis import Genesis
 from ledger.membership import SET_PREFIXES
 from ledger.store import Store
 from ledger.tx import Transaction
-from ledger.validate import check_txs
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
-from nodes.service import NodeCore
 from nodes.solo import SoloNode
+from tests.chains import judge, refused_everywhere
 from tests.conftest import FIXED_NOW
-from tests.test_block_rules import write_behind_the_nodes_back
 from traceability.codes.batch import TX_TYPE, Batch, new_batch
 from traceability.codes.digital_link import DigitalLink, build
 from traceability.codes.gtin import check_digit
@@ -84,36 +82,6 @@ def authenticity(store: Store, chain: DevChain, code: DigitalLink) -> str:
         service.close()
 
 
-@pytest.fixture
-def chain(park: Consortium, tmp_path: Path) -> Iterator[DevChain]:
-    store = Store(f"sqlite:///{tmp_path / 'node.db'}")
-    yield DevChain(park.genesis, park.validator_keys, store)
-    store.close()
-
-
-def refused_everywhere(chain: DevChain, tx: Transaction, error: type[LedgerError]) -> None:
-    """Refused at admission and gossip, and in a proposal; then written behind the nodes'
-    backs, refused by the verifier at that height."""
-    assert chain.store is not None
-    node = NodeCore(chain.genesis, chain.store, chain.membership, rules=chain.rules)
-    with pytest.raises(error):
-        node.submit(tx)
-    height = chain.state.height + 1
-    with pytest.raises(error):
-        check_txs(
-            [tx],
-            chain.membership,
-            height=height,
-            time=chain.next_time(),
-            known=chain.store.known_tx_ids,
-            rules=chain.rules.begin(height),
-        )
-    write_behind_the_nodes_back(chain, [tx])
-    report = verify_store(chain.store, chain.genesis, rules=trace_rules)
-    assert not report.ok and report.problem is not None
-    assert report.problem.height == height
-
-
 def test_a_gtin_under_another_orgs_prefix_is_refused_on_every_path(
     park: Consortium, chain: DevChain
 ) -> None:
@@ -158,14 +126,7 @@ def test_a_batch_id_is_issued_once(park: Consortium, chain: DevChain) -> None:
         issue(park, chain, FACTORY, a_batch("L4", seed=5)[0]),
     ]
     with pytest.raises(DuplicateClaimError, match=f"batch {'05' * 16} is already recorded"):
-        check_txs(
-            twice,
-            chain.membership,
-            height=2,
-            time=chain.next_time(),
-            known=chain.store.known_tx_ids,
-            rules=chain.rules.begin(2),
-        )
+        judge(chain, twice)
     refused_everywhere(chain, issue(park, chain, FACTORY, copy), DuplicateClaimError)
     # The copy sits on a store no validator would have accepted: its codes are not genuine.
     assert authenticity(chain.store, chain, first_code(copy, copy_key)) == "unknown"

@@ -275,29 +275,14 @@ def test_qr_images_of_one_code(node: Node) -> None:
 
 def test_no_server_errors_on_codes_and_resolver(park: Consortium, tmp_path) -> None:
     """Generated valid and invalid input for every codes and resolver operation: never 5xx."""
-    import schemathesis
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis.checks import not_a_server_error
+    from tests.server_errors import assert_no_server_error, documented_operations
 
     for running in start(park, tmp_path):
-        api = schemathesis.openapi.from_asgi("/openapi.json", running.client.app)
         ours = [
             op
-            for op in (result.ok() for result in api.get_all_operations())
+            for op in documented_operations(running.client.app)
             if op.path.startswith(("/v1/codes", "/01/"))
         ]
         assert len(ours) == 9
         for operation in ours:
-
-            @given(case=operation.as_strategy())
-            @settings(
-                max_examples=15,
-                derandomize=True,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            def no_5xx(case: schemathesis.Case) -> None:
-                case.call_and_validate(checks=[not_a_server_error])
-
-            no_5xx()
+            assert_no_server_error(operation, examples=15)

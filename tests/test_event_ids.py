@@ -7,8 +7,6 @@ event it declares erroneous: accepted once, from the organisation that recorded 
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +14,19 @@ import pytest
 
 from ledger.consortium import Consortium
 from ledger.store import Store
-from ledger.tx import Transaction
-from ledger.validate import check_txs, select_txs
+from ledger.validate import select_txs
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
 from nodes.service import NodeCore
-from tests.test_block_rules import write_behind_the_nodes_back
+from tests.chains import commissioning, judge, write_behind_the_nodes_back
 from traceability.errors import DuplicateClaimError, ErrorDeclarationError
 from traceability.validity import trace_rules
 
-CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
 ORCHARD, PACKING = "gannan-orchard-coop", "ganzhou-packing-house"
 
 
 def event(label: str, serial: int = 1, **fields: Any) -> dict[str, Any]:
-    return {
-        "@context": CONTEXT,
-        "type": "ObjectEvent",
-        "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, label)}",
-        "eventTime": "2026-11-20T09:00:00+08:00",
-        "eventTimeZoneOffset": "+08:00",
-        "action": "ADD",
-        "bizStep": "commissioning",
-        "epcList": [f"https://id.gs1.org/01/06901234000122/21/S{serial}"],
-        **fields,
-    }
+    return commissioning(label, f"https://id.gs1.org/01/06901234000122/21/S{serial}", **fields)
 
 
 def declaring(original: dict[str, Any]) -> dict[str, Any]:
@@ -53,29 +39,8 @@ def declaring(original: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def chain(park: Consortium, tmp_path: Path) -> Iterator[DevChain]:
-    store = Store(f"sqlite:///{tmp_path / 'node.db'}")
-    yield DevChain(park.genesis, park.validator_keys, store)
-    store.close()
-
-
 def record(park: Consortium, chain: DevChain, body: dict[str, Any], org: str = ORCHARD):
     return park.sign_tx(org, "epcis.event", {"event": body}, chain.next_time())
-
-
-def judge(chain: DevChain, txs: list[Transaction]) -> None:
-    """What an honest validator runs on a proposal."""
-    assert chain.store is not None
-    height = chain.state.height + 1
-    check_txs(
-        txs,
-        chain.membership,
-        height=height,
-        time=chain.next_time(),
-        known=chain.store.known_tx_ids,
-        rules=chain.rules.begin(height),
-    )
 
 
 def test_the_same_event_admitted_by_two_nodes_commits_once(

@@ -487,40 +487,31 @@ def test_clock_five_minutes_behind(net: FaultNet) -> None:
 
 
 # -- crashes and freezes -------------------------------------------------------------------
-def test_kill_proposer(net: FaultNet) -> None:
-    def inject() -> None:
-        victim = net.proposer()
-        net.kill(victim)
-        time.sleep(OUTAGE)
-        net.launch(victim)
+def _killed_for_an_outage(net: FaultNet, victim: str) -> None:
+    net.kill(victim)
+    time.sleep(OUTAGE)
+    net.launch(victim)
 
-    fault(net, "kill-proposer", inject)
+
+def _frozen_for_an_outage(net: FaultNet, victim: str) -> None:
+    with net.frozen(victim):
+        time.sleep(OUTAGE)
+
+
+def test_kill_proposer(net: FaultNet) -> None:
+    fault(net, "kill-proposer", lambda: _killed_for_an_outage(net, net.proposer()))
 
 
 def test_kill_follower(net: FaultNet) -> None:
-    def inject() -> None:
-        victim = net.follower()
-        net.kill(victim)
-        time.sleep(OUTAGE)
-        net.launch(victim)
-
-    fault(net, "kill-follower", inject)
+    fault(net, "kill-follower", lambda: _killed_for_an_outage(net, net.follower()))
 
 
 def test_sigstop_follower(net: FaultNet) -> None:
-    def inject() -> None:
-        with net.frozen(net.follower()):
-            time.sleep(OUTAGE)
-
-    fault(net, "sigstop-follower", inject)
+    fault(net, "sigstop-follower", lambda: _frozen_for_an_outage(net, net.follower()))
 
 
 def test_sigstop_proposer(net: FaultNet) -> None:
-    def inject() -> None:
-        with net.frozen(net.proposer()):
-            time.sleep(OUTAGE)
-
-    fault(net, "sigstop-proposer", inject)
+    fault(net, "sigstop-proposer", lambda: _frozen_for_an_outage(net, net.proposer()))
 
 
 def test_two_of_four_down_no_commit_then_resume(net: FaultNet) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from devtools import cluster
 from nodes.config import BlockConfig
-from tests.localnet import FAST
+from tests.localnet import FAST, end_process
 
 pytestmark = pytest.mark.slow
 
@@ -97,12 +97,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         assert not cluster.wait_ready(directory, [member], 60), started.log()
         yield started
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_process(process, 20)
 
 
 def _raw_request(node: Node, head: bytes, timeout: float = 10.0) -> bytes:

@@ -8,30 +8,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from ledger.chain import build_block, check_next
 from ledger.consortium import Consortium
 from ledger.errors import LedgerError
 from ledger.identifiers import AS_SPELLED
 from ledger.store import Store
 from ledger.store.store import INDEX_META
 from ledger.tx import Transaction
-from ledger.validate import check_txs
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
 from nodes.service import NodeCore
+from tests.chains import object_event, refused_everywhere, write_behind_the_nodes_back
 from traceability.identifiers import PRODUCT_INDEX, canonical_key
 from traceability.recall import RecalledError
 from traceability.validity import trace_rules
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
 GTIN, LOT, SERIAL = "06907890000346", "KN95-261112-L3", "7GDYEY1GW29XR9EG"
 MASK = {
     "qr": f"https://id.parktrace.example/01/{GTIN}/10/{LOT}/21/{SERIAL}?11=261112&17=291111",
@@ -50,16 +47,7 @@ FACTORY, RETAILER, REGULATOR = (
 
 
 def event(label: str, step: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "@context": CONTEXT,
-        "type": "ObjectEvent",
-        "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, label)}",
-        "eventTime": "2026-11-20T09:00:00+08:00",
-        "eventTimeZoneOffset": "+08:00",
-        "action": "OBSERVE",
-        "bizStep": step,
-        **fields,
-    }
+    return object_event(label, **{"action": "OBSERVE", "bizStep": step, **fields})
 
 
 def packing(label: str, child: str) -> dict[str, Any]:
@@ -82,50 +70,14 @@ def recall(park: Consortium, chain: DevChain, **payload: Any) -> Transaction:
     return signed(park, chain, REGULATOR, "recall", body)
 
 
-@pytest.fixture
-def chain(park: Consortium, tmp_path: Path) -> DevChain:
-    return DevChain(park.genesis, park.validator_keys, Store(f"sqlite:///{tmp_path / 'node.db'}"))
-
-
-def write_behind_the_nodes_back(chain: DevChain, txs: list[Transaction]) -> None:
-    """A block certified by a quorum but never judged by the domain rules."""
-    assert chain.store is not None
-    block = build_block(
-        chain.state,
-        txs=txs,
-        time=chain.next_time(),
-        proposer=chain.state.validators.proposer(chain.state.height + 1, 0).id,
-        last_commit=chain.last_commit,
-    )
-    chain.store.save_block(block, chain.certify(block), check_next(chain.state, block))
-
-
 @pytest.mark.parametrize("named", sorted(MASK))
 @pytest.mark.parametrize("sold", sorted(MASK))
 def test_a_recalled_mask_is_refused_in_every_spelling(
     park: Consortium, chain: DevChain, named: str, sold: str
 ) -> None:
-    assert chain.store is not None
     chain.commit_block([recall(park, chain, units=[MASK[named]])])
-    tx = sale(park, chain, MASK[sold])
-    node = NodeCore(park.genesis, chain.store, chain.membership, rules=chain.rules)
-    with pytest.raises(RecalledError, match="is recalled"):  # submission and gossip
-        node.submit(tx)
-    assert tx.id not in node.mempool
-    height = chain.state.height + 1
-    with pytest.raises(RecalledError):  # a proposal, judged by another validator
-        check_txs(
-            [tx],
-            chain.membership,
-            height=height,
-            time=chain.next_time(),
-            known=chain.store.known_tx_ids,
-            rules=chain.rules.begin(height),
-        )
-    write_behind_the_nodes_back(chain, [tx])
-    report = verify_store(chain.store, park.genesis, rules=trace_rules)
-    assert not report.ok and report.problem is not None
-    assert report.problem.height == height and "recalled" in report.problem.what
+    report = refused_everywhere(chain, sale(park, chain, MASK[sold]), RecalledError, "is recalled")
+    assert report.problem is not None and "recalled" in report.problem.what
 
 
 def test_parktrace_verify_refuses_a_sale_written_into_the_store(

@@ -80,6 +80,43 @@ def stamp(n: int) -> str:
     return f"2026-11-01T00:00:{n:02d}.000Z"
 
 
+def joined_later(park: Consortium, chain: DevChain, joined: str, recorded: str) -> Transaction:
+    """The tea cooperative joins the consortium at `joined` (a block of its own); its
+    admin's commissioning event, signed at `recorded`, is committed in the next block."""
+    key = PrivateKey.from_seed(b"t" * 32)
+    cred = park.issue("ganzhou-tea-coop", "admin", key, roles=("producer",))
+    org = {"id": "ganzhou-tea-coop", "name": "Ganzhou Tea Cooperative", "name_zh": "赣州茶叶合作社",
+           "roles": ["producer"], "certificates": [cred.pem]}  # fmt: skip
+    chain.commit_block([park.membership_tx(MSB, ADD_ORG, {"organization": org}, timestamp=joined)])
+    tea = Transaction.create(
+        key,
+        chain_id=park.genesis.chain_id,
+        type="epcis.event",
+        payload=event("commissioning"),
+        signer=cred.fingerprint,
+        timestamp=recorded,
+    )
+    chain.commit_block([tea])
+    return tea
+
+
+def fifth_validator(park: Consortium) -> tuple[dict, PrivateKey]:
+    """A `membership.set_validators` change adding the mask factory's second node to
+    genesis's four, and that node's key."""
+    node_key = PrivateKey.from_seed(b"n" * 32)
+    cred = park.issue("ganzhou-mask-factory", "mask-factory-node-2", node_key, roles=("validator",))
+    entries = [{**v.to_json(), "certificate": c.pem} for v, c in park.genesis.validators]
+    entries.append(
+        {
+            "id": "mask-factory-node-2",
+            "org": "ganzhou-mask-factory",
+            "public_key": node_key.public_key.to_json(),
+            "certificate": cred.pem,
+        }
+    )
+    return {"previous": park.genesis.validator_set().hash(), "validators": entries}, node_key
+
+
 def test_receipt_verifies_offline_and_names_what_it_proves(park: Consortium, chain) -> None:
     txs = [park.sign_tx("gannan-orchard-coop", "epcis.event", event("commissioning"), stamp(i))
            for i in range(5)]  # fmt: skip
@@ -126,21 +163,7 @@ def test_another_genesis_or_chain_is_refused(park: Consortium, chain) -> None:
 
 
 def test_a_signer_who_joined_later_is_linked_to_genesis(park: Consortium, chain) -> None:
-    key = PrivateKey.from_seed(b"t" * 32)
-    cred = park.issue("ganzhou-tea-coop", "admin", key, roles=("producer",))
-    org = {"id": "ganzhou-tea-coop", "name": "Ganzhou Tea Cooperative", "name_zh": "赣州茶叶合作社",
-           "roles": ["producer"], "certificates": [cred.pem]}  # fmt: skip
-    add = park.membership_tx(MSB, ADD_ORG, {"organization": org}, timestamp=stamp(1))
-    chain.commit_block([add])
-    tea = Transaction.create(
-        key,
-        chain_id=park.genesis.chain_id,
-        type="epcis.event",
-        payload=event("commissioning"),
-        signer=cred.fingerprint,
-        timestamp=stamp(2),
-    )
-    chain.commit_block([tea])
+    tea = joined_later(park, chain, joined=stamp(1), recorded=stamp(2))
     receipt = receipt_of(chain, tea)
     assert len(receipt["links"]) == 1
     check = verify_receipt(receipt, park.genesis)
@@ -150,18 +173,7 @@ def test_a_signer_who_joined_later_is_linked_to_genesis(park: Consortium, chain)
 
 
 def test_a_validator_set_change_is_linked_or_refused(park: Consortium, chain) -> None:
-    node_key = PrivateKey.from_seed(b"n" * 32)
-    cred = park.issue("ganzhou-mask-factory", "mask-factory-node-2", node_key, roles=("validator",))
-    entries = [{**v.to_json(), "certificate": c.pem} for v, c in park.genesis.validators]
-    entries.append(
-        {
-            "id": "mask-factory-node-2",
-            "org": "ganzhou-mask-factory",
-            "public_key": node_key.public_key.to_json(),
-            "certificate": cred.pem,
-        }
-    )
-    change = {"previous": park.genesis.validator_set().hash(), "validators": entries}
+    change, node_key = fifth_validator(park)
     before = park.sign_tx("gannan-orchard-coop", "epcis.event", event("commissioning"), stamp(1))
     chain.commit_block(
         [before, park.membership_tx(MSB, SET_VALIDATORS, change, timestamp=stamp(2))]

@@ -7,43 +7,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from devtools import cluster
-from ledger.store import Store
 from nodes.config import BlockConfig
-from tests.localnet import FAST
+from tests.localnet import LocalNet
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[cluster.Member]]]:
-    directory = tmp_path_factory.mktemp("signpause")
-    members = cluster.create(
-        directory,
-        nodes=4,
-        p2p_port=cluster.free_ports(),
-        api_port=cluster.free_ports(),
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
+    localnet = LocalNet(
+        tmp_path_factory.mktemp("signpause"),
         blocks=BlockConfig(max_txs=100, batch_ms=20, idle_ms=200),
-        consensus=FAST,
+        timeout=10,
     )
     try:
-        for member in members:
-            cluster.start(directory, member.id)
-        assert not cluster.wait_ready(directory, members, 90)
-        yield directory, members
+        localnet.start()
+        yield localnet
     finally:
-        for member in members:
-            cluster.stop(directory, member.id)
+        localnet.stop_all()
 
 
-def _signers(directory: Path, node_id: str, heights: range) -> dict[int, set[str]]:
+def _signers(net: LocalNet, node_id: str, heights: range) -> dict[int, set[str]]:
     """Who signed each certificate `node_id` stored, for these heights."""
-    store = Store(f"sqlite:///{directory / node_id / 'node.db'}", migrate=False)
+    store = net.store(node_id)
     try:
         found = {}
         for height in heights:
@@ -65,16 +55,12 @@ def _wait(what, timeout: float):
     raise AssertionError(f"timed out: {what.__doc__}")
 
 
-def test_a_sign_state_that_cannot_be_written_pauses_voting_until_it_can(net) -> None:
-    directory, members = net
-    victim, others = members[1], [members[0], members[2], members[3]]
-    http = httpx.Client(timeout=10)
-
-    def health(member: cluster.Member) -> dict:
-        return http.get(f"{member.url}/healthz").json()
+def test_a_sign_state_that_cannot_be_written_pauses_voting_until_it_can(net: LocalNet) -> None:
+    victim, others = net.members[1].id, [m.id for m in net.members if m is not net.members[1]]
+    health = net.health
 
     _wait(lambda: health(victim)["height"] >= 3, 60)
-    blocker = directory / victim.id / "signstate.tmp"
+    blocker = net.dir / victim / "signstate.tmp"
     blocker.mkdir()
     try:
 
@@ -92,8 +78,8 @@ def test_a_sign_state_that_cannot_be_written_pauses_voting_until_it_can(net) -> 
         _wait(lambda: health(victim)["height"] >= paused_at + 6, 30)
         assert health(victim)["signstate_error"] is not None
         last = health(others[0])["height"]
-        signed = _signers(directory, others[0].id, range(paused_at + 2, last + 1))
-        assert signed and all(victim.id not in ids for ids in signed.values()), signed
+        signed = _signers(net, others[0], range(paused_at + 2, last + 1))
+        assert signed and all(victim not in ids for ids in signed.values()), signed
     finally:
         blocker.rmdir()
 
@@ -108,11 +94,11 @@ def test_a_sign_state_that_cannot_be_written_pauses_voting_until_it_can(net) -> 
     def in_certificates() -> bool:
         """the victim's precommits are in certificates again"""
         top = health(others[0])["height"]
-        stored = _signers(directory, others[0].id, range(resumed_at + 1, top + 1))
-        return any(victim.id in ids for ids in stored.values())
+        stored = _signers(net, others[0], range(resumed_at + 1, top + 1))
+        return any(victim in ids for ids in stored.values())
 
     _wait(in_certificates, 30)
-    log = (directory / victim.id / "node.log").read_text()
+    log = net.log(victim)
     assert log.count("cannot write the sign state") == 1
     assert "sign state written again" in log
-    assert all(cluster.pid_of(directory, m.id) for m in members)
+    assert all(cluster.pid_of(net.dir, m.id) for m in net.members)
