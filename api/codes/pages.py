@@ -113,7 +113,11 @@ def warning_text(warning: Warning, t: Translator) -> str:
     if warning.kind == "distant_regions":
         a, b = (region_name(code, t) for code in d["regions"])
         hours = d["hours"]
-        span = t("time.hours", n=hours) if hours >= 1 else t("time.minutes", n=round(hours * 60))
+        minutes = round(hours * 60)
+        if hours >= 1:
+            span = t("time.hours", n=hours)
+        else:
+            span = t("time.minutes", n=minutes) if minutes >= 1 else t("time.under_a_minute")
         if d["km"] is None:
             return t("warn.distant_regions_far", a=a, b=b, span=span)
         return t("warn.distant_regions", a=a, b=b, km=f"{d['km']:,}", span=span)
