@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
+from api.services import ApiSettings
 from devtools.samples import sample_event
 from ledger import codec
 from ledger.consortium import Consortium
@@ -40,6 +41,7 @@ from ledger.store import Store
 from ledger.timefmt import now
 from ledger.tx import Transaction
 from ledger.verify import verify_store
+from nodes.config import ApiLimits
 from nodes.solo import SoloNode
 from sdk.signing import Identity, sign_request
 from traceability.codes.sealing import ResolverKey
@@ -171,8 +173,10 @@ def node_path(park: Consortium, tmp_path_factory: pytest.TempPathFactory) -> Ite
     store.close()
     store = Store(f"sqlite:///{db}")
     node = SoloNode(park.genesis, park.validator_keys, store)
-    app = create_app(node)  # what `serve --solo` serves, with the codes settings it would
-    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,)))  # read from env
+    # What `serve --solo` serves, with the codes settings it would read from the environment;
+    # one client sends every request, so it is not held to the per-client request rate.
+    app = create_app(node, settings=ApiSettings(limits=ApiLimits(rate=0)))
+    install(app, CodesSettings(resolver_host=HOST, resolver_keys=(RESOLVER,)))
     known = [code.uri(HOST) for case in cases.values() for code in case.codes[:2]]
     known += [s for t in _templates(park, cases) for s in identifier_like(t.payload)]
     with TestClient(app, raise_server_exceptions=False) as client:
