@@ -451,13 +451,26 @@ def test_sdk_capture_validates_locally_and_reports_each_event(
 # -- POST /events: one event, synchronous ---------------------------------------------------
 
 
-def _post_event(client: TestClient, who: Identity, event: object) -> httpx.Response:
-    body = json.dumps(event).encode()
-    request = client.build_request(
-        "POST", "/events", content=body, headers={"content-type": "application/json"}
-    )
-    sign_request(request, who, body)
-    return client.send(request)
+class Gateway:
+    """A node holding the lab's delegated capture certificate, and the lab's own EPCIS
+    client posting single events to it."""
+
+    def __init__(self, client: TestClient, me: Identity) -> None:
+        self.client, self.me = client, me
+
+    def post_event(self, event: object) -> httpx.Response:
+        body = json.dumps(event).encode()
+        request = self.client.build_request(
+            "POST", "/events", content=body, headers={"content-type": "application/json"}
+        )
+        sign_request(request, self.me, body)
+        return self.client.send(request)
+
+
+@pytest.fixture
+def gateway(lab: Consortium, start: Start) -> Gateway:
+    client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
+    return Gateway(client, identity(lab, "lab", "client"))
 
 
 def _one_event(name: str) -> dict:
@@ -466,12 +479,11 @@ def _one_event(name: str) -> dict:
 
 
 def test_a_single_event_is_captured_and_answered_once_committed(
-    lab: Consortium, start: Start
+    gateway: Gateway,
 ) -> None:
-    client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
-    me = identity(lab, "lab", "client")
+    client = gateway.client
     event = _one_event("Example_9.6.2-ObjectEvent.jsonld")
-    created = _post_event(client, me, event)
+    created = gateway.post_event(event)
     assert created.status_code == 201, created.text
     assert created.json()["state"] == "committed"
     assert created.headers["GS1-EPCIS-Version"] == "2.0.0"
@@ -479,22 +491,21 @@ def test_a_single_event_is_captured_and_answered_once_committed(
     assert found.status_code == 200, found.text
     events = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert [e["eventID"] for e in events] == [created.json()["eventID"]]
-    again = _post_event(client, me, event)
+    again = gateway.post_event(event)
     assert again.status_code == 409, again.text
 
 
 def test_a_single_event_is_judged_by_the_capture_rules_and_named_in_its_own_terms(
-    lab: Consortium, start: Start
+    gateway: Gateway,
 ) -> None:
-    client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
-    me = identity(lab, "lab", "client")
+    client = gateway.client
     untimed = _one_event("Example_9.6.2-ObjectEvent.jsonld")
     del untimed["eventTime"]
-    refused = _post_event(client, me, untimed)
+    refused = gateway.post_event(untimed)
     assert refused.status_code == 400, refused.text
     assert "epcisBody" not in refused.text and "eventTime" in refused.text
     document = json.loads((EPCIS_EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes())
-    wrong = _post_event(client, me, document)
+    wrong = gateway.post_event(document)
     assert wrong.status_code == 400 and "/capture" in wrong.text, wrong.text
     unsigned = client.post("/events", json=untimed)
     assert unsigned.status_code == 401, unsigned.text
