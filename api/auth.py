@@ -38,9 +38,7 @@ from ledger.crypto import PublicKey
 from ledger.errors import DuplicateError, IdentityError, LedgerError
 from ledger.identity import check_ca_validity, check_validity
 from ledger.membership import Membership
-from sdk.signing import ACCEPT_SIGNATURE
-from sdk.signing import Ed25519 as _Ed25519
-from sdk.signing import Keys as _Keys
+from sdk.signing import ACCEPT_SIGNATURE, Ed25519, Keys
 
 from .replay import MemorySeen, SeenSignatures
 
@@ -107,8 +105,8 @@ class RequestVerifier:
             )
         membership = self._membership()
         verifier = HTTPMessageVerifier(
-            signature_algorithm=_Ed25519,
-            key_resolver=_Keys(lambda keyid: self._member_key(membership, keyid), None),
+            signature_algorithm=Ed25519,
+            key_resolver=Keys(lambda keyid: self._member_key(membership, keyid), None),
         )
         verifier.max_clock_skew = datetime.timedelta(seconds=CLOCK_SKEW_SECONDS)
         try:
