@@ -455,25 +455,10 @@ class Store:
         """Which of these ids are already committed (for duplicate and replay checks)."""
         if not tx_ids:
             return set()
-        keys = [bytes.fromhex(t) for t in tx_ids]
-        found: set[str] = set()
-        # On the driver's own cursor: every admitted transaction asks this, and SQLAlchemy's
-        # statement handling cost ~10x the indexed lookup itself.
-        sqlite = self.engine.dialect.name == "sqlite"
-        with self.engine.connect() as conn:
-            cursor = conn.connection.driver_connection.cursor()
-            try:
-                for i in range(0, len(keys), _KNOWN_CHUNK):
-                    chunk = keys[i : i + _KNOWN_CHUNK]
-                    if sqlite:
-                        marks = ",".join("?" * len(chunk))
-                        cursor.execute(f"SELECT id FROM transactions WHERE id IN ({marks})", chunk)
-                    else:
-                        cursor.execute("SELECT id FROM transactions WHERE id = ANY(%s)", (chunk,))
-                    found.update(bytes(row[0]).hex() for row in cursor.fetchall())
-            finally:
-                cursor.close()
-        return found
+        rows = self._rows_for_keys(
+            "SELECT id FROM transactions WHERE id {IN}", [bytes.fromhex(t) for t in tx_ids]
+        )
+        return {bytes(row[0]).hex() for row in rows}
 
     def txs_for_product(
         self, identifier: str, limit: int = 1000, types: Collection[str] | None = None
@@ -513,37 +498,39 @@ class Store:
     ) -> dict[bytes, list[tuple[str, str]]]:
         """Claim -> (transaction id, signer) of the committed transactions making it, in
         ledger order; only in blocks below `below_height` if given (ledger.claims)."""
-        wanted = sorted(set(keys))
-        found: dict[bytes, list[tuple[str, str]]] = {}
         bound = below_height if below_height is not None else 2**62
-        # On the driver's own cursor, like known_tx_ids: the block rules ask this for every
-        # event and batch they judge.
-        sqlite = self.engine.dialect.name == "sqlite"
-        head = (
+        rows = self._rows_for_keys(
             "SELECT c.key, t.id, t.signer FROM claims c "
-            "JOIN transactions t ON t.log_index = c.log_index WHERE "
+            "JOIN transactions t ON t.log_index = c.log_index "
+            "WHERE c.key {IN} AND t.height < {P} ORDER BY c.log_index",
+            sorted(set(keys)),
+            bound,
         )
+        found: dict[bytes, list[tuple[str, str]]] = {}
+        for key, tx_id, signer in rows:
+            found.setdefault(bytes(key), []).append((bytes(tx_id).hex(), signer))
+        return found
+
+    def _rows_for_keys(self, query: str, keys: list[bytes], *after: Any) -> list[Any]:
+        """Rows of `query` for `keys` (`{IN}`: the key set; `{P}`: each of `after`), a chunk
+        of keys at a time, on the driver's own cursor: the admission and block rules ask this
+        for every transaction, and SQLAlchemy's statement handling cost ~10x the indexed
+        lookup itself."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        mark = "?" if sqlite else "%s"
+        rows: list[Any] = []
         with self.engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()
             try:
-                for i in range(0, len(wanted), _KNOWN_CHUNK):
-                    chunk = wanted[i : i + _KNOWN_CHUNK]
-                    if sqlite:
-                        marks = ",".join("?" * len(chunk))
-                        cursor.execute(
-                            f"{head}c.key IN ({marks}) AND t.height < ? ORDER BY c.log_index",
-                            [*chunk, bound],
-                        )
-                    else:
-                        cursor.execute(
-                            f"{head}c.key = ANY(%s) AND t.height < %s ORDER BY c.log_index",
-                            (chunk, bound),
-                        )
-                    for key, tx_id, signer in cursor.fetchall():
-                        found.setdefault(bytes(key), []).append((bytes(tx_id).hex(), signer))
+                for i in range(0, len(keys), _KNOWN_CHUNK):
+                    chunk = keys[i : i + _KNOWN_CHUNK]
+                    keyset = f"IN ({','.join('?' * len(chunk))})" if sqlite else "= ANY(%s)"
+                    sql = query.replace("{IN}", keyset).replace("{P}", mark)
+                    cursor.execute(sql, [*chunk, *after] if sqlite else [chunk, *after])
+                    rows += cursor.fetchall()
             finally:
                 cursor.close()
-        return found
+        return rows
 
     def claim_rows(self, start_log_index: int, end_log_index: int) -> list[tuple[bytes, int]]:
         with self.engine.connect() as conn:  # Core: the verifier asks once per block
