@@ -45,8 +45,9 @@ rules, transactions) that must give every honest node the same verdict; the mach
 evidence rules on top. `timely(block) -> reason | None` is the host's other predicate: is a
 fresh proposal's time close enough to the host's clock (proposer-based timestamps)? It is
 not a rule of validity, since honest clocks differ, and it is asked only before prevoting a
-proposal without a proof of lock. Every accepted proposal, vote and certificate is signature-checked;
-anything malformed, foreign, absurd or unverifiable is dropped and counted in `dropped`.
+proposal without a proof of lock. Every accepted proposal, vote and certificate is
+signature-checked; anything malformed, foreign, absurd or unverifiable is dropped and
+counted in `dropped`.
 """
 
 from __future__ import annotations
