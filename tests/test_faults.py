@@ -432,6 +432,70 @@ def test_one_flipped_byte_in_each_table(net: FaultNet) -> None:
     fault(net, "flipped-bytes", inject)
 
 
+# -- hostile clients ---------------------------------------------------------------------------
+#: The longest the other three may go without a commit while one node is attacked.
+ATTACK_GAP_BOUND = 2.0
+
+
+def _attack(net: FaultNet, victim: str, huge: bytes) -> None:
+    """Every client of tests/hostile.py against `victim` in turn, each answered as the
+    one-node tests (tests/test_hostile_clients.py) expect."""
+    url = net.url(victim)
+    address = hostile.address_of(url)
+    response, elapsed = hostile.post(url, "/v1/transactions/batch", huge)
+    assert response.status_code == 413 and elapsed < 2.0, (response.status_code, elapsed)
+    response, _ = hostile.post(url, "/v1/transactions/batch", hostile.amplifying_batch())
+    assert response.status_code == 413, response.text
+    answer = hostile.raw_request(address, hostile.huge_status_head(address))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    log = net.dir / victim / "node.log"
+    logged = log.stat().st_size
+    answers = [hostile.raw_request(address, hostile.MALFORMED) for _ in range(300)]
+    assert all(a.startswith(b"HTTP/1.1 400") for a in answers), answers[0]
+    assert log.stat().st_size - logged < 8 * 1024, "malformed requests flood the log"
+    with hostile.idle_connections(address) as opened:
+        assert hostile.turned_away(opened[-100:]) > 50
+        assert hostile.wait_until_served(url, 3 * hostile.HEADER_TIMEOUT), "never served"
+    closed_at = hostile.slowloris(address)
+    assert len(closed_at) == 50, f"{50 - len(closed_at)} slowloris connections still open"
+    assert max(closed_at.values()) <= 2 * hostile.HEADER_TIMEOUT + 1.5
+
+
+def test_hostile_clients_against_one_node(net: FaultNet) -> None:
+    """One node of four, restarted with 1,024 descriptors and a short header timeout, is
+    attacked by every hostile client while the load runs on the other three: they keep
+    committing (longest gap under ATTACK_GAP_BOUND), and the attacked node is alive,
+    signing and caught up afterwards."""
+
+    def inject() -> str:
+        victim = net.follower()
+        config = net.dir / victim / "node.toml"
+        net.halt(victim)
+        original = hostile.with_header_timeout(config)
+        try:
+            net.launch(victim, command=["-c", hostile.LIMITED_NODE, str(config.resolve())])
+            net.caught_up(victim)
+            huge = hostile.huge_batch()
+            net.live.discard(victim)  # the load and the height watch are on the others
+            started = time.monotonic()
+            _attack(net, victim, huge)
+            gap = net.heights.longest_gap(started, time.monotonic())
+            attacked = time.monotonic() - started
+            net.live.add(victim)
+            net.caught_up(victim, within=10)
+            assert net.height(victim) >= net.tip() - 1, "the attacked node fell behind"
+            info = net.health(victim)
+            assert info["signing"] and info["signstate_error"] is None, info
+        finally:
+            config.write_text(original)
+            net.halt(victim)
+            net.launch(victim)
+        assert gap < ATTACK_GAP_BOUND, f"the other three went {gap:.1f} s without a commit"
+        return f"{attacked:.0f} s of attacks, the other three's longest gap {gap:.1f} s"
+
+    fault(net, "hostile-clients", inject)
+
+
 # -- clocks ------------------------------------------------------------------------------------
 def _faketime() -> str:
     lib = next((p for p in FAKETIME_LIBS if Path(p).exists()), None)
@@ -706,70 +770,6 @@ def test_partition_one_node(net: FaultNet) -> None:
         return f"cut-off node moved {stuck} blocks"
 
     fault(net, "partition", inject)
-
-
-# -- hostile clients ---------------------------------------------------------------------------
-#: The longest the other three may go without a commit while one node is attacked.
-ATTACK_GAP_BOUND = 2.0
-
-
-def _attack(net: FaultNet, victim: str, huge: bytes) -> None:
-    """Every client of tests/hostile.py against `victim` in turn, each answered as the
-    one-node tests (tests/test_hostile_clients.py) expect."""
-    url = net.url(victim)
-    address = hostile.address_of(url)
-    response, elapsed = hostile.post(url, "/v1/transactions/batch", huge)
-    assert response.status_code == 413 and elapsed < 2.0, (response.status_code, elapsed)
-    response, _ = hostile.post(url, "/v1/transactions/batch", hostile.amplifying_batch())
-    assert response.status_code == 413, response.text
-    answer = hostile.raw_request(address, hostile.huge_status_head(address))
-    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    log = net.dir / victim / "node.log"
-    logged = log.stat().st_size
-    answers = [hostile.raw_request(address, hostile.MALFORMED) for _ in range(300)]
-    assert all(a.startswith(b"HTTP/1.1 400") for a in answers), answers[0]
-    assert log.stat().st_size - logged < 8 * 1024, "malformed requests flood the log"
-    with hostile.idle_connections(address) as opened:
-        assert hostile.turned_away(opened[-100:]) > 50
-        assert hostile.wait_until_served(url, 3 * hostile.HEADER_TIMEOUT), "never served"
-    closed_at = hostile.slowloris(address)
-    assert len(closed_at) == 50, f"{50 - len(closed_at)} slowloris connections still open"
-    assert max(closed_at.values()) <= 2 * hostile.HEADER_TIMEOUT + 1.5
-
-
-def test_hostile_clients_against_one_node(net: FaultNet) -> None:
-    """One node of four, restarted with 1,024 descriptors and a short header timeout, is
-    attacked by every hostile client while the load runs on the other three: they keep
-    committing (longest gap under ATTACK_GAP_BOUND), and the attacked node is alive,
-    signing and caught up afterwards."""
-
-    def inject() -> str:
-        victim = net.follower()
-        config = net.dir / victim / "node.toml"
-        net.halt(victim)
-        original = hostile.with_header_timeout(config)
-        try:
-            net.launch(victim, command=["-c", hostile.LIMITED_NODE, str(config.resolve())])
-            net.caught_up(victim)
-            huge = hostile.huge_batch()
-            net.live.discard(victim)  # the load and the height watch are on the others
-            started = time.monotonic()
-            _attack(net, victim, huge)
-            gap = net.heights.longest_gap(started, time.monotonic())
-            attacked = time.monotonic() - started
-            net.live.add(victim)
-            net.caught_up(victim, within=10)
-            assert net.height(victim) >= net.tip() - 1, "the attacked node fell behind"
-            info = net.health(victim)
-            assert info["signing"] and info["signstate_error"] is None, info
-        finally:
-            config.write_text(original)
-            net.halt(victim)
-            net.launch(victim)
-        assert gap < ATTACK_GAP_BOUND, f"the other three went {gap:.1f} s without a commit"
-        return f"{attacked:.0f} s of attacks, the other three's longest gap {gap:.1f} s"
-
-    fault(net, "hostile-clients", inject)
 
 
 # -- at the end ----------------------------------------------------------------------------------
