@@ -19,7 +19,9 @@ from traceability.epcis.context import STANDARD_PREFIXES
 from traceability.epcis.rules import TIME_EXAMPLE, parse_timestamp
 
 
-class FilterValueError(SchemaError):
+class QueryParameterError(SchemaError):
+    """An EPCIS query parameter this node does not understand or a value it cannot use."""
+
     code = "invalid_query"
 
 
@@ -56,13 +58,13 @@ def _number(name: str, values: list[str]) -> float:
             raise ValueError
         return float(values[0])
     except ValueError:
-        raise FilterValueError(f"{name}: expected one number") from None
+        raise QueryParameterError(f"{name}: expected one number") from None
 
 
 def _moment(name: str, values: list[str]) -> Any:
     moment = parse_timestamp(values[0]) if len(values) == 1 else None
     if moment is None:
-        raise FilterValueError(
+        raise QueryParameterError(
             f"{name}: expected one RFC 3339 time with offset like {TIME_EXAMPLE}"
         )
     return moment
@@ -179,7 +181,7 @@ def _sensor_value(name: str, values: list[str]) -> Predicate:
 
 def _boolean(values: list[str]) -> Predicate:
     if len(values) != 1 or values[0] not in ("true", "false"):
-        raise FilterValueError("EQ_booleanValue: expected true or false")
+        raise QueryParameterError("EQ_booleanValue: expected true or false")
     wanted = values[0] == "true"
 
     def check(event: dict[str, Any]) -> bool:

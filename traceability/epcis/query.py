@@ -30,11 +30,11 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from ledger.errors import SchemaError, TooLargeError
+from ledger.errors import TooLargeError
 from ledger.timefmt import now
 from traceability.epcis import cbv
 from traceability.epcis.context import DEFAULT_CONTEXT
-from traceability.epcis.filters import EVENT_FILTERS, predicate
+from traceability.epcis.filters import EVENT_FILTERS, QueryParameterError, predicate
 from traceability.epcis.index import (
     EventIndex,
     IndexedEvent,
@@ -94,12 +94,6 @@ FILTERS = (
 PARAMETERS = (*FILTERS, "perPage", "nextPageToken")
 #: Rows read back at a time when event-level filters leave some out.
 SCAN_BATCH = 500
-
-
-class QueryParameterError(SchemaError):
-    """An EPCIS query parameter this node does not understand or a value it cannot use."""
-
-    code = "invalid_query"
 
 
 @dataclass(frozen=True)
