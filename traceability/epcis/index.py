@@ -41,6 +41,8 @@ from ledger.identity import Credential
 from ledger.membership import MEMBERSHIP_TYPES
 from ledger.policy import EPCIS_TX_TYPE
 from ledger.store import Store
+from traceability.codes import scanbook
+from traceability.codes.observations import TX_TYPE as SCANS_TX_TYPE
 from traceability.epcis import cbv
 from traceability.epcis.records import event_id_of
 from traceability.epcis.rules import parse_timestamp
@@ -192,7 +194,10 @@ def _event_columns(event: dict[str, Any]) -> tuple[Any, ...]:
 
 #: What the index takes of one transaction: log index, id (hex), type, signer, payload.
 _Item = tuple[int, str, str, str, dict[str, Any]]
-_INDEXED_TYPES = frozenset({EPCIS_TX_TYPE, *MEMBERSHIP_TYPES})
+_INDEXED_TYPES = frozenset({EPCIS_TX_TYPE, SCANS_TX_TYPE, *MEMBERSHIP_TYPES})
+#: What a kept index holds: identifiers keyed by PRODUCT_INDEX, and consumer observations
+#: since the first block (an index kept before them is rebuilt).
+_LAYOUT = f"{PRODUCT_INDEX.name}+scans/1"
 
 
 def _raw_items(raw: Any) -> Iterator[_Item]:
@@ -282,6 +287,7 @@ class EventIndex:
         self._recent = recent
         self.engine = _engine(url)
         metadata.create_all(self.engine)
+        scanbook.metadata.create_all(self.engine)
         self._lock = threading.RLock()
         self._forget_other_keys()
         self._height = self._stored_height()
@@ -299,11 +305,12 @@ class EventIndex:
         the store as it follows it again."""
         with self.engine.begin() as conn:
             keyed = conn.scalar(select(meta.c.value).where(meta.c.key == "keys"))
-            if keyed == PRODUCT_INDEX.name:
+            if keyed == _LAYOUT:
                 return
             for table in (identifiers, events, membership_txs, meta):
                 conn.execute(table.delete())
-            _set_meta(conn, "keys", PRODUCT_INDEX.name)
+            scanbook.clear(conn)
+            _set_meta(conn, "keys", _LAYOUT)
 
     def _stored_height(self) -> int:
         with self.engine.connect() as conn:
@@ -331,7 +338,11 @@ class EventIndex:
         event_rows: list[tuple[Any, ...]] = []
         ident_rows: list[tuple[Any, ...]] = []
         member_rows: list[tuple[Any, ...]] = []
+        observed: list[scanbook.Item] = []
         for log_index, tx_id, tx_type, signer, payload in items:
+            if tx_type == SCANS_TX_TYPE:
+                observed.append((log_index, tx_id, signer, payload))
+                continue
             if tx_type in MEMBERSHIP_TYPES:
                 certificates = json.dumps(_added_certificates(tx_type, payload))
                 member_rows.append((log_index, tx_id, height, tx_type, certificates))
@@ -349,6 +360,7 @@ class EventIndex:
             _insert_many(conn, events, _EVENT_COLUMNS, event_rows)
             _insert_many(conn, identifiers, ("identifier", "role", "log_index"), ident_rows)
             _insert_many(conn, membership_txs, _MEMBER_COLUMNS, member_rows)
+            scanbook.index_block(conn, height, observed)
             _set_meta(conn, "height", str(height))
         self._height = height
 
