@@ -26,7 +26,7 @@ from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 from .replay import StoreSeen
-from .routes import audit, chain, codes, epcis, resolver, transactions
+from .routes import audit, chain, codes, epcis, reports, resolver, transactions
 from .services import ApiSettings, Services
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def _routers() -> list[APIRouter]:
         epcis.router,
         codes.router,
         resolver.router,
+        reports.router,
         audit.router,
     ]
 
