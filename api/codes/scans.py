@@ -113,7 +113,7 @@ def observe(
     """Record this request's scan when it `counts` (or find the scan it follows up: a
     language switch, the region form), then judge the code. Returns the current scan,
     whether a region was just added to it, and the verdict."""
-    code, now = link.instance_id or "", codes.now()
+    code, now = link.instance_id or "", codes.stamp()
     given = find_region(request.query_params.get("region"))
     current, added = None, False
     follow_up = _scan(index, codes, request.query_params.get("scan", "")[:64]) if counts else None

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -98,12 +98,23 @@ class CodesService:
         self.outbox = Outbox(settings.scan_log_url)
         self._keys: dict[str, SerialKey | None] = {}
         self._lock = threading.Lock()
+        self._last = datetime.min.replace(tzinfo=UTC)
 
     def close(self) -> None:
         self.outbox.close()
 
     def now(self) -> datetime:
         return self.settings.clock()
+
+    def stamp(self) -> datetime:
+        """The time of a new observation: the clock to the millisecond (the chain's time
+        spelling), strictly after this node's previous one, so that its observations
+        keep their order even when the clock repeats itself."""
+        with self._lock:
+            now = self.now()
+            moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            self._last = max(moment, self._last + timedelta(milliseconds=1))
+            return self._last
 
     def serial_key(self, batch: Batch) -> SerialKey | None:
         """The serial key of a recorded batch, if this node holds a resolver key that opens

@@ -79,7 +79,7 @@ async def report(
     entry = Report(
         secrets.token_hex(16),
         link.instance_id or link.lot_id or link.product_id,
-        codes.now(),
+        codes.stamp(),
         found.code if found else None,
         note.strip(),
         await _photo(photo),
