@@ -43,6 +43,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _milliseconds(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit() or not 0 < int(value) <= 600_000:
+        raise ValueError(f"{name}: expected milliseconds from 1 to 600000, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class CodesSettings:
     resolver_host: str = DEFAULT_HOST
@@ -72,7 +79,7 @@ class CodesSettings:
             resolver_keys=keys,
             park_prefix=check_prefix(prefix) if prefix else None,
             scan_log_url=os.environ.get("PARKTRACE_SCAN_DB") or None,
-            scan_batch_seconds=int(os.environ.get("PARKTRACE_SCAN_BATCH_MS") or 1500) / 1000,
+            scan_batch_seconds=_milliseconds("PARKTRACE_SCAN_BATCH_MS", 1500) / 1000,
         )
 
     @property
