@@ -9,6 +9,7 @@ count across restarts: tests/test_scans_cluster.py."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from api.codes.service import CodesService, CodesSettings, install
 from api.histories import CONTEXT, Case, lang, record_cases, sgln
 from api.routes import audit
 from ledger.consortium import Consortium
-from ledger.errors import NotPermittedError
+from ledger.errors import LedgerError, NotPermittedError
 from ledger.identity import Credential
 from ledger.store import Store
 from ledger.tx import Transaction
@@ -35,7 +36,13 @@ from sdk.audit import AuditClient
 from sdk.signing import Identity
 from tests.chains import object_event
 from traceability.codes.digital_link import DigitalLink
-from traceability.codes.observations import TX_TYPE, check_signer
+from traceability.codes.observations import (
+    TX_TYPE,
+    Observations,
+    Photo,
+    check_signer,
+    parse_payload,
+)
 from traceability.codes.sealing import ResolverKey
 
 HOST = "id.parktrace.example"
@@ -338,3 +345,79 @@ def test_scans_older_than_the_region_grace_take_no_region(world: World) -> None:
     form = world.get(code, scan=scan.id, region="CN-XJ")
     assert "your province was added" not in form.text
     assert world.count(code) == 2
+
+
+# -- the block rule's shape check -------------------------------------------------------------
+
+AT = "2026-11-20T01:00:00.000Z"
+ITEM = "https://id.gs1.org/01/06907890000346/21/ABC"
+
+
+def _scan_entry(**changes: object) -> dict:
+    return {"id": "c" * 32, "code": ITEM, "at": AT, "region": None, "channel": "web"} | changes
+
+
+def _report_entry(**changes: object) -> dict:
+    return {"id": "d" * 32, "code": ITEM, "at": AT, "region": None, "note": "", "photo": None} | (
+        changes
+    )
+
+
+_JPEG = Photo(b"\xff\xd8\xff" + b"\x00" * 100).to_json()
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({"scans": [], "regions": [], "reports": []}, "no observation"),
+        ({"scans": [_scan_entry()], "regions": []}, "missing field(s) reports"),
+        ({"scans": [_scan_entry()] * 2, "regions": [], "reports": []}, "used twice"),
+        ({"scans": [_scan_entry(code=ITEM.replace("/21/", "/10/L/21/"))]}, "canonical key"),
+        ({"scans": [_scan_entry(code=ITEM.replace("/21/ABC", "/10/L"))]}, "serialised item"),
+        ({"scans": [_scan_entry(region="cn-gd")]}, "region code"),
+        ({"scans": [_scan_entry(channel="sms")]}, "channel"),
+        ({"scans": [_scan_entry(at="2026-11-20T01:00:00Z")]}, "UTC time"),
+        ({"scans": [_scan_entry(id="C" * 32)]}, "hex digits"),
+        ({"scans": [_scan_entry(extra=1)]}, "unknown field"),
+        ({"reports": [_report_entry(note="x" * 501)]}, "at most 500"),
+        ({"reports": [_report_entry(photo=_JPEG | {"sha256": "0" * 64})]}, "SHA-256"),
+        ({"reports": [_report_entry(photo=_JPEG | {"type": "image/png"})]}, "image/jpeg"),
+        (
+            {"reports": [_report_entry(photo=Photo(b"GIF89a" + b"\x00" * 9).to_json())]},
+            "JPEG image",
+        ),
+        (
+            {"reports": [_report_entry(photo=Photo(b"\xff\xd8\xff" * 14_000).to_json())]},
+            "at most 40000 bytes",
+        ),
+        ({"scans": [_scan_entry(id=f"{i:032x}") for i in range(501)]}, "at most 500"),
+    ],
+)
+def test_the_block_rule_refuses_a_malformed_batch(payload: dict, words: str) -> None:
+    filled = (
+        payload if "regions" in payload else {"scans": [], "regions": [], "reports": []} | payload
+    )
+    with pytest.raises(LedgerError, match=re.escape(words)):
+        parse_payload(filled)
+    good = parse_payload({"scans": [_scan_entry()], "regions": [], "reports": []})
+    assert isinstance(good, Observations) and good.scans[0].code == ITEM
+
+
+def test_a_scan_in_two_committed_batches_counts_once(world: World) -> None:
+    """A node that resends its entries in a new batch (its first one lost, or committed
+    unseen) cannot double a scan: an id counts once, on every node."""
+    code = world.masks[9]
+    payload = {"scans": [_scan_entry(code=code.instance_id)], "regions": [], "reports": []}
+    batcher = world.batcher()
+    for _ in range(2):
+        tx = Transaction.create(
+            batcher.key,
+            chain_id=world.park.genesis.chain_id,
+            type=TX_TYPE,
+            payload=payload,
+            signer=batcher.signer,
+        )
+        world.node.submit(tx)
+        world.node.produce()
+        assert world.node.status(tx.id).state == "committed"
+    assert world.count(code) == 1
