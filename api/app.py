@@ -28,7 +28,7 @@ from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 from .epcis.subscriptions import Subscriptions
 from .replay import StoreSeen
-from .routes import audit, chain, codes, epcis, epcis_binding, resolver, transactions
+from .routes import audit, chain, codes, epcis, epcis_binding, reports, resolver, transactions
 from .services import ApiSettings, Services
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def _routers() -> list[APIRouter]:
         epcis_binding.router,
         codes.router,
         resolver.router,
+        reports.router,
         audit.router,
     ]
 

@@ -313,7 +313,8 @@ def test_json_is_the_same_data(world: World, media: str) -> None:
     inspection = next(s for s in steps if s["kind"] == "inspection")
     assert {r["test"]["en"] for r in inspection["results"]} >= {"Lead (Pb)", "Arsenic (As)"}
     assert {o["plot"] for o in doc["journey"]["origins"]} == {"A12", "B04"}
-    assert doc["scans"]["firstScan"] is True
+    # a program's request is not a person's scan: it reads the verdict, counts nothing
+    assert (doc["scans"]["scans"], doc["scans"]["sold"]) == (0, "not_sold")
     assert doc["ledger"]["height"] == 25
 
 
@@ -444,18 +445,22 @@ def test_a_code_scanned_too_often_is_flagged(world: World) -> None:
     assert "此码已被扫描 11 次，超过单件商品的正常次数（10 次）" in page.text
 
 
-def test_a_code_scanned_in_distant_regions_is_flagged(world: World) -> None:
+def test_regions_on_the_items_own_journey_are_no_copy(world: World) -> None:
+    """A factory scan in Ganzhou and a pharmacy scan in Guangzhou on one day (~ 600 km)
+    are the item's own journey; a scan in Shaanxi, where it never went, is not."""
     code = world.cases["mask"].codes[7]
-    assert "first-scan" in world.get(code, region="CN-GD").text  # Guangzhou pharmacy
+    assert "first-scan" in world.get(code, region="CN-JX").text
     world.clock.advance(hours=3)
-    page = world.get(code, EN, region="CN-JX")  # Ganzhou, ~ 600 km, also on the route
+    assert "copy-warning" not in world.get(code, EN, region="CN-GD").text
+    world.clock.advance(hours=3)
+    page = world.get(code, EN, region="CN-SN")  # Xi'an, ~ 900 km from Ganzhou
     assert "copy-warning" in page.text
-    assert "It was scanned in Guangdong and in Jiangxi, about" in page.text
-    assert "within 3.0 hours" in page.text
+    assert "It was scanned in Jiangxi and in Shaanxi, about" in page.text
+    assert "within 6.0 hours" in page.text
     doc = world.get(code, {"Accept": "application/json"}).json()
     kinds = [w["kind"] for w in doc["scans"]["warnings"]]
-    assert kinds == ["distant_regions"]
-    assert doc["scans"]["warnings"][0]["regions"] == ["CN-GD", "CN-JX"]
+    assert kinds == ["distant_regions", "unshipped_region"]
+    assert doc["scans"]["warnings"][0]["regions"] == ["CN-JX", "CN-SN"]
 
 
 def test_far_apart_in_time_is_not_a_copy(world: World) -> None:

@@ -108,6 +108,8 @@ def subject_name(subject: str | None, t: Translator) -> str:
 
 def warning_text(warning: Warning, t: Translator) -> str:
     d = warning.details
+    if warning.kind == "sold_again":
+        return t("warn.sold_again", times=d["times"])
     if warning.kind == "many_scans":
         return t("warn.many_scans", scans=d["scans"], threshold=d["threshold"])
     if warning.kind == "distant_regions":

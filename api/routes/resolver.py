@@ -5,7 +5,8 @@ browser with the product's verified journey as a server-rendered page (Chinese o
 English by Accept-Language; readable without JavaScript, which only verifies the ledger
 proof in the browser), a program with the same data as JSON or JSON-LD, and
 `?linkType=` per the Digital Link standard (`all` gives the linkset). Every resolution
-of a serialised code is logged in this node's scan log and judged for signs of copying.
+of a serialised code by a person is recorded for the consortium's ledger and judged for
+signs of copying (api.codes.scans).
 A malformed code is a 400 and an unknown one a 404, both explained.
 """
 
@@ -21,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from traceability.audit.recall_status import recall_for
 from traceability.codes import CodeError
 from traceability.codes.batch import RecordedBatch
-from traceability.codes.copies import Verdict, judge
+from traceability.codes.copies import Verdict
 from traceability.codes.digital_link import DigitalLink, parse_path
 from traceability.codes.journey import Journey, Party, build_journey, party_of
 from traceability.codes.links import (
@@ -32,8 +33,6 @@ from traceability.codes.links import (
     normalize_type,
     targets,
 )
-from traceability.codes.regions import region as find_region
-from traceability.codes.scanlog import REGION_GRACE, Scan
 
 from ..codes.i18n import Translator, negotiate
 from ..codes.pages import (
@@ -44,7 +43,8 @@ from ..codes.pages import (
     verify_messages,
     warning_text,
 )
-from ..codes.service import Authenticity, CodesService, codes_service
+from ..codes.scans import counts_as_scan, observe
+from ..codes.service import CodesService, codes_service
 from ..codes.summary import key_steps, origin_of, proof_rows, recall_view, verdict_of
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
@@ -136,21 +136,6 @@ class Resolution:
         return HTMLResponse(html, status_code=status)
 
 
-def _scan(res: Resolution, link: DigitalLink, auth: Authenticity) -> tuple[Scan | None, bool]:
-    """Log this resolution, or find the scan it follows up (language switch, region form).
-    Returns the current scan and whether a region was just added to it."""
-    codes, code = res.codes, link.instance_id or ""
-    now = codes.now()
-    given = find_region(res.params.get("region"))
-    follow_up = codes.scans.get(res.params.get("scan", "")[:64])
-    if follow_up is not None and follow_up.code == code and now - follow_up.at <= REGION_GRACE:
-        added = given is not None and codes.scans.add_region(follow_up.id, code, given.code, now)
-        return codes.scans.get(follow_up.id), added
-    batch = auth.batch.batch.id if auth.batch else None
-    region = given.code if given else None
-    return codes.scans.record(code, batch, auth.genuine, now, region), False
-
-
 def _title(batches: list[RecordedBatch], link: DigitalLink, t: Translator) -> str:
     for recorded in batches:
         if recorded.batch.names:
@@ -221,12 +206,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     store, membership = svc.node.store, svc.node.membership
     link_type = normalize_type(res.params.get("linkType"))
     auth = codes.authenticate(store, membership, link) if link.level == "item" else None
-    logs = link_type in (None, DEFAULT_TYPE, "gs1:verificationService") and (
-        res.request.method == "GET"
-    )
     if auth is not None and auth.status == "unknown":
-        if logs:
-            codes.scans.record(link.instance_id or "", None, False, codes.now(), None)
         scanned = link.uri(codes.settings.resolver_host)
         message = f"{scanned} is not a genuine code: no batch issued on this ledger contains it"
         if res.media == "text/html" and link_type != "all":
@@ -260,11 +240,11 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     batch = auth.batch if auth is not None else None
     issuer = party_of(membership, batch.signer) if batch else None
     verdict, current, region_added = None, None, False
-    if auth is not None and logs:
-        current, region_added = _scan(res, link, auth)
-        regions = journey.regions if journey else []
-        history = codes.scans.history(link.instance_id or "")
-        verdict = judge(history, current, regions, codes.settings.rules)
+    if auth is not None:
+        counts = counts_as_scan(res.request, res.media, link_type)
+        current, region_added, verdict = observe(
+            res.request, svc.index, codes, link, journey, counts=counts
+        )
     status = auth.status if auth is not None else link.level
     recall = recall_for(svc, link.instance_id, link.lot_id) if link.level != "product" else None
     if res.media != "text/html" or link_type == "gs1:verificationService":
