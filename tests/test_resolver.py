@@ -319,13 +319,16 @@ def test_json_is_the_same_data(world: World, media: str) -> None:
 
 def test_link_types(world: World) -> None:
     case = world.cases["orange"]
-    linkset = world.get(case.code, EN, linkType="all")
+    linkset = world.get(case.code, EN, linkType="linkset")
     assert linkset.status_code == 200
     assert linkset.headers["content-type"].startswith("application/linkset+json")
-    entry = linkset.json()["linkset"][0]
-    assert entry["anchor"] == case.code.uri(HOST, attributes=False)
-    assert "https://gs1.org/voc/pip" in entry
-    assert "https://gs1.org/voc/certificationInfo" in entry
+    item, lot, product = linkset.json()["linkset"]
+    assert item["anchor"] == case.code.uri(HOST, attributes=False)
+    assert lot["anchor"] == DigitalLink(case.code.gtin, case.code.lot).uri(HOST)
+    assert product["anchor"] == f"https://{HOST}/01/{case.code.gtin}"
+    assert "https://gs1.org/voc/pip" in item
+    assert "https://gs1.org/voc/certificationInfo" in lot  # the lot's inspection report
+    assert world.get(case.code, EN, linkType="all").json() == linkset.json()  # deprecated
     assert 'rel="linkset"' in world.get(case.code).headers["link"]
     trace = world.client.get(
         world.path(case.code), params={"linkType": "gs1:traceability"}, follow_redirects=False
@@ -336,8 +339,8 @@ def test_link_types(world: World) -> None:
     assert len(history.json()["events"]) >= 6
     verification = world.get(case.code, linkType="gs1:verificationService")
     assert verification.json()["authenticity"]["status"] == "genuine"
-    # a link type the code has none of: the default link, as GS1 resolvers answer
-    assert world.get(case.code, linkType="gs1:recipeInfo").status_code == 200
+    # a link type the code has none of, at any level: 404, never the default page
+    assert world.get(case.code, linkType="gs1:recipeInfo").status_code == 404
 
 
 def test_lot_and_product_forms(world: World) -> None:
@@ -364,8 +367,8 @@ def test_unknown_codes_are_not_genuine(world: World) -> None:
     assert answer.status_code == 404
     assert answer.json()["error"] == "not_found"
     assert "not a genuine code" in answer.json()["message"]
-    other_lot = DigitalLink(case.code.gtin, "NO-SUCH-LOT", case.code.serial)
-    assert world.get(other_lot).status_code == 404
+    forged_elsewhere = DigitalLink(case.code.gtin, "NO-SUCH-LOT", "0" * 16)
+    assert world.get(forged_elsewhere).status_code == 404
     assert world.get("/01/09506000134352").status_code == 404
 
 
