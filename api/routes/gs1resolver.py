@@ -38,7 +38,8 @@ class CompressedConvertor(StringConvertor):
 register_url_convertor("gs1compressed", CompressedConvertor())
 
 
-@router.api_route("/.well-known/gs1resolver", methods=["GET", "HEAD"])
+@router.head("/.well-known/gs1resolver", include_in_schema=False)
+@router.get("/.well-known/gs1resolver")
 def resolver_description(request: Request, codes: Codes) -> JSONResponse:
     """The resolver description file: supported primary keys and link types."""
     host = codes.settings.resolver_host
@@ -48,9 +49,9 @@ def resolver_description(request: Request, codes: Codes) -> JSONResponse:
 
 for _short in ("gtin", "sscc", "gln"):
 
-    @router.api_route(
+    @router.head(f"/{_short}/{{rest:path}}", include_in_schema=False)
+    @router.get(
         f"/{_short}/{{rest:path}}",
-        methods=["GET", "HEAD"],
         summary=f"Digital Link 1.x short name /{_short}/: 301 to the canonical URI",
         responses={301: {"description": "the canonical (numeric) Digital Link"}},
         include_in_schema=_short == "gtin",
@@ -67,9 +68,9 @@ for _short in ("gtin", "sscc", "gln"):
         return res.redirect(key.path(), 301)
 
 
-@router.api_route(
+@router.head("/{compressed:gs1compressed}", include_in_schema=False)
+@router.get(
     "/{compressed:gs1compressed}",
-    methods=["GET", "HEAD"],
     summary="Resolve a compressed GS1 Digital Link URI",
     responses=_resolver_responses(),
 )

@@ -83,8 +83,15 @@ def _child(child: str) -> dict[str, Any]:
     except CodeError:
         key = canonical_identifier(child)
         href = key.split("id.gs1.org", 1)[1] if key.startswith("https://id.gs1.org/00/") else None
-        return {"id": child, "href": href, "sscc": key.rsplit("/", 1)[1] if href else None}
-    return {"id": child, "href": link.path(), "gtin": link.gtin, "serial": link.serial}
+        sscc = key.rsplit("/", 1)[1] if href else None
+        return {"id": child, "href": href, "gtin": None, "serial": None, "sscc": sscc}
+    return {
+        "id": child,
+        "href": link.path(),
+        "gtin": link.gtin,
+        "serial": link.serial,
+        "sscc": None,
+    }
 
 
 def _holders(res: Resolution, key: KeyLink, steps: list[Step]) -> list[Party]:
@@ -168,9 +175,9 @@ def _answer(request: Request, svc: Svc, codes: Codes) -> Response:
     return resolve_link(res, key)
 
 
-@router.api_route(
+@router.head("/00/{code:path}", include_in_schema=False)
+@router.get(
     "/00/{code:path}",
-    methods=["GET", "HEAD"],
     summary="Resolve an SSCC: a carton's or pallet's contents and journey",
     response_class=HTMLResponse,
     responses=_resolver_responses(),
@@ -184,9 +191,9 @@ def resolve_sscc(
     return _answer(request, svc, codes)
 
 
-@router.api_route(
+@router.head("/414/{code:path}", include_in_schema=False)
+@router.get(
     "/414/{code:path}",
-    methods=["GET", "HEAD"],
     summary="Resolve a GLN: the place, the member that holds it and what was recorded there",
     response_class=HTMLResponse,
     responses=_resolver_responses(),

@@ -181,8 +181,10 @@ class Resolution:
         )
 
     def redirect(self, path: str, status: int = 307) -> Response:
-        """To another resolver path of this node, the query passed on."""
-        return RedirectResponse(self.passed_on(self.base + path), status_code=status)
+        """To another resolver path of this node (up the tree, or canonical), the whole
+        query passed on: a linkType asked of the unknown level is asked of that one."""
+        query = f"?{self.raw_query}" if self.raw_query else ""
+        return RedirectResponse(self.base + path + query, status_code=status)
 
     def not_genuine(self, scanned: str, problem: str | None, status: int) -> Response:
         other = "en" if self.t.lang == "zh" else "zh"
@@ -421,9 +423,9 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     return HTMLResponse(html, headers=headers)
 
 
-@router.api_route(
+@router.head("/01/{code:path}", include_in_schema=False)
+@router.get(
     "/01/{code:path}",
-    methods=["GET", "HEAD"],
     summary="Resolve a GS1 Digital Link: the product's verified journey",
     response_class=HTMLResponse,
     responses=_resolver_responses(),
