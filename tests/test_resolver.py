@@ -656,3 +656,11 @@ def test_a_recorded_product_without_codes_shows_its_history(park: Consortium, un
         # a serial that no batch of a coded lot holds is still not genuine
         forged = DigitalLink(code.gtin, world.cases["mask"].code.lot, "0" * 16)
         assert world.get(forged, ZH).status_code == 404
+
+
+def test_head_and_machine_link_requests_are_not_scans(world: World) -> None:
+    code = world.cases["orange"].codes[13]
+    assert world.client.head(world.path(code)).status_code == 200
+    assert world.get(code, linkType="linkset").status_code == 200
+    assert world.get(code, {"Accept": "application/linkset+json"}).status_code == 200
+    assert 'id="first-scan"' in world.get(code).text  # none of those counted
