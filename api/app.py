@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from ledger.store.local import LocalRecords
 from nodes.service import NodeCore
 from traceability.epcis.index import EventIndex
 
@@ -26,8 +27,19 @@ from .edge.cors import ResolverCors
 from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
+from .epcis.subscriptions import Subscriptions
 from .replay import StoreSeen
-from .routes import audit, chain, codes, epcis, gs1resolver, places, resolver, transactions
+from .routes import (
+    audit,
+    chain,
+    codes,
+    epcis,
+    epcis_binding,
+    gs1resolver,
+    places,
+    resolver,
+    transactions,
+)
 from .services import ApiSettings, Services
 
 if TYPE_CHECKING:
@@ -44,6 +56,7 @@ def _routers() -> list[APIRouter]:
         chain.router,
         transactions.router,
         epcis.router,
+        epcis_binding.router,
         codes.router,
         resolver.router,
         places.router,
@@ -86,11 +99,13 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
             seen=StoreSeen(node.store),
         ),
         jobs=CaptureJobs(),
+        subscriptions=Subscriptions(node, index, LocalRecords(node.store)),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(job()) for job in settings.background]
+        jobs = (*settings.background, state.subscriptions.run)
+        tasks = [asyncio.create_task(job()) for job in jobs]
         try:
             yield
         finally:
