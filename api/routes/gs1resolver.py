@@ -19,6 +19,7 @@ from traceability.codes.compression import COMPRESSED, decompress
 from traceability.codes.keys import canonical_path, parse_key, uncompressed
 from traceability.codes.links import description_file
 
+from ..edge.cors import preflight_headers
 from ..errors import ApiError
 from ..services import Svc
 from .places import resolve_link
@@ -94,3 +95,10 @@ def resolve_compressed(
     host = codes.settings.resolver_host
     res.same_as = (host if "://" in host else f"https://{host}") + full
     return resolve_link(res, key)
+
+
+@router.options("/{compressed:gs1compressed}", include_in_schema=False)
+def compressed_options(request: Request, compressed: str) -> Response:
+    asked = request.headers.get("access-control-request-headers", "").encode("latin-1")
+    headers = {k.decode(): v.decode("latin-1") for k, v in preflight_headers(asked)}
+    return Response(status_code=204, headers=headers)
