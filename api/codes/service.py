@@ -150,14 +150,23 @@ class CodesService:
         ]
 
     def authenticate(self, store: Store, membership: Membership, link: DigitalLink) -> Authenticity:
-        """Whether `link`'s serial is one of its lot's rightfully issued codes."""
-        if link.serial is None or link.lot is None or not looks_like_serial(link.serial):
+        """Whether `link`'s serial is one of its GTIN's rightfully issued codes: first in
+        the batches of the lot it names, then in the product's others, so that a genuine
+        serial scanned without its lot (or with another lot) is found; the page then
+        compares the lot and the data attributes with the batch's."""
+        if link.serial is None or not looks_like_serial(link.serial):
             return Authenticity("unknown")
         unchecked = None
-        for recorded in self.batches(store, membership, link):
+        named = self.batches(store, membership, link) if link.lot is not None else []
+        product = DigitalLink(link.gtin)
+        seen = {b.tx_id for b in named}
+        others = [b for b in self.batches(store, membership, product) if b.tx_id not in seen]
+        for recorded in named + others:
             key = self.serial_key(recorded.batch)
             if key is None:
-                unchecked = unchecked or recorded
+                unchecked = unchecked or (
+                    recorded if link.lot is None or recorded.tx_id in seen else None
+                )
                 continue
             if key.index_of(link.serial, recorded.batch.count) is not None:
                 return Authenticity("genuine", recorded)

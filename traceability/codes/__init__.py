@@ -1,6 +1,7 @@
 """Serialised product codes: GS1 Digital Link URIs, keyed serials, issued batches, scans.
 
-`gtin`, `digital_link`, `attributes` parse and format identifiers; `serials` and
+`gtin`, `digital_link`, `keys`, `attributes` parse and format identifiers (`compression`
+decompresses compressed Digital Links); `serials` and
 `sealing` derive and check serials; `batch` is the ledger record of one issued batch;
 `observations` (the ledger's record of consumers' scans and reports), `outbox` (a node's
 own until committed), `scanbook` (the committed ones, indexed), `regions` and `copies`
