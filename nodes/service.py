@@ -43,6 +43,38 @@ class TxStatus:
     error: str | None = None
 
 
+class Wakeup:
+    """Wakes every coroutine waiting for the next commit, on whichever event loop it waits:
+    an asyncio.Event belongs to the first loop that waits on it, and a node's API may be
+    driven from more than one (test clients each run their own), or be woken from the
+    thread that commits."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    async def wait(self, timeout: float) -> None:
+        """Until the next `fire`, or `timeout` seconds."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, max(0.0, timeout))
+        finally:
+            self._waiters.discard(waiter)
+
+    def fire(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            loop = waiter.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, waiter)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class NodeCore:
     """Mempool, admission and status tracking over one node's store."""
 
@@ -64,7 +96,7 @@ class NodeCore:
         self.mempool = Mempool(mempool_capacity)
         self._rejected: OrderedDict[str, LedgerError] = OrderedDict()
         self._remember = remembered_rejections
-        self._committed = asyncio.Event()
+        self._commits = Wakeup()
         self.height = store.height()
         #: The last few committed blocks, as objects: what follows the store (the API's
         #: event index) reads them from here instead of parsing them back from the store.
@@ -120,18 +152,13 @@ class NodeCore:
             remaining = deadline - loop.time()
             if status.state in ("committed", "rejected", "unknown") or remaining <= 0:
                 return status
-            event = self._committed
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                return self.status(tx_id)
+            await self._commits.wait(remaining)
 
     async def wait_beyond(self, height: int, timeout: float) -> int:
         """Wait until a block above `height` is committed, or `timeout` seconds pass; the
         committed height then (what follows commits, such as subscriptions, waits here)."""
         if self.height <= height:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._committed.wait(), max(0.0, timeout))
+            await self._commits.wait(timeout)
         return self.height
 
     def recent_block(self, height: int) -> Block | None:
@@ -151,8 +178,7 @@ class NodeCore:
         if rules is not None:
             self.rules = rules
         self.mempool.remove(tx.id for tx in block.txs)
-        event, self._committed = self._committed, asyncio.Event()
-        event.set()
+        self._commits.fire()
 
     def rejected(self, items: list[Rejected]) -> None:
         """Transactions dropped while building a block, with their reasons."""
@@ -163,5 +189,4 @@ class NodeCore:
         while len(self._rejected) > self._remember:
             self._rejected.popitem(last=False)
         if items:
-            event, self._committed = self._committed, asyncio.Event()
-            event.set()
+            self._commits.fire()

@@ -39,7 +39,7 @@ from croniter import croniter
 from ledger import timefmt
 from ledger.errors import DuplicateError, NotPermittedError, SchemaError
 from ledger.store.local import LocalRecord, LocalRecords
-from nodes.service import NodeCore
+from nodes.service import NodeCore, Wakeup
 from traceability.epcis.index import EventIndex, IndexedEvent, events
 from traceability.epcis.query import EventQuery, query_document, run_query
 from traceability.epcis.rules import parse_timestamp
@@ -119,7 +119,8 @@ class Subscriptions:
     ) -> None:
         self.node, self.index, self.records = node, index, records
         self._http = http or (lambda: httpx.AsyncClient(timeout=10))
-        self._wake = asyncio.Event()
+        #: Fired when a subscription is made, from whichever loop serves the request.
+        self._wake = Wakeup()
 
     # -- named queries -----------------------------------------------------------------
     def create_query(self, name: Any, query: Any, org: str) -> dict[str, Any]:
@@ -205,7 +206,7 @@ class Subscriptions:
             "websocket": websocket,
         }
         self.records.create(SUBSCRIPTION, f"{name}/{sub_id}", fingerprint, body, position)
-        self._wake.set()
+        self._wake.fire()
         return Subscription(self.records.get(SUBSCRIPTION, f"{name}/{sub_id}"))  # type: ignore[arg-type]
 
     def subscriptions(self, name: str) -> list[Subscription]:
@@ -292,8 +293,7 @@ class Subscriptions:
                         backoff = min(retry.get(key, (0, 0.5))[1] * 2, 30.0)
                         retry[key] = (loop.time() + backoff, backoff)
                         log.info("subscription %s: %s; retrying in %.1f s", sub.id, exc, backoff)
-                self._wake.clear()
-                wake = asyncio.create_task(self._wake.wait())
+                wake = asyncio.create_task(self._wake.wait(0.5))
                 commit = asyncio.create_task(self.node.wait_beyond(height, 0.5))
                 await asyncio.wait({wake, commit}, return_when=asyncio.FIRST_COMPLETED)
                 for task in (wake, commit):
