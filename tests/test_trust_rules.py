@@ -414,7 +414,7 @@ def test_a_new_rule_set_holds_from_its_height(ruled: Consortium, chain: DevChain
     start = chain.state.height + 4
     chain.commit_block([rules_change(ruled, chain, looser, start)])
     commit(chain, ruled, ORCHARD, harvest(chain, "big", ORANGE + "V1", 13000))
-    with pytest.raises(RuleViolation, match="13.2 t with the 1.1 tolerance"):
+    with pytest.raises(RuleViolation, match=r"13\.2 t with the 1\.1 tolerance"):
         commit(chain, ruled, ORCHARD, harvest(chain, "bigger", ORANGE + "V2", 1000))
     chain.commit_block([])
     assert chain.state.height + 1 == start
@@ -560,30 +560,26 @@ def test_nothing_downstream_of_a_plot_exceeds_its_yield(
               "sell": SHOP, "pack": PROCESSOR}  # fmt: skip
     jars = 0
     for n, (op, which, amount, jars_per_kg) in enumerate(ops):
-        fields: dict[str, Any] = {"eventTime": stamp}
+        label, root, powder = f"step {n}", roots[which], powders[which]
         if op == "harvest":
-            event = object_event(f"p{n}", action="ADD", bizStep="commissioning",
-                                 quantityList=[quantity(roots[which], amount)],
-                                 readPoint={"id": A12}, **fields)  # fmt: skip
+            fields = {"action": "ADD", "bizStep": "commissioning", "readPoint": {"id": A12}}
+            event = object_event(label, quantityList=[quantity(root, amount)], **fields)
         elif op == "transform":
-            event = object_event(f"p{n}", type="TransformationEvent", bizStep="commissioning",
-                                 inputQuantityList=[quantity(roots[which], amount)],
-                                 outputQuantityList=[quantity(powders[which], amount * jars_per_kg, None)],
-                                 **fields)  # fmt: skip
+            made = [quantity(powder, amount * jars_per_kg, None)]
+            event = transformation_at(label, [quantity(root, amount)], made)
         elif op == "pack":
-            units = [
-                f"https://id.gs1.org/01/{POWDER_JAR}/21/J{jars + i}" for i in range(1 + amount % 40)
-            ]
-            event = object_event(f"p{n}", type="AggregationEvent", action="ADD", bizStep="packing",
-                                 parentID=f"urn:epc:id:sscc:0690456.{n:010d}",
-                                 childEPCs=units, **fields)  # fmt: skip
+            count = 1 + amount % 40
+            units = [f"https://id.gs1.org/01/{POWDER_JAR}/21/J{jars + i}" for i in range(count)]
+            case = f"urn:epc:id:sscc:0690456.{n:010d}"
+            event = object_event(label, **packing(case), childEPCs=units)
         else:
             step = {"ship": "shipping", "receive": "receiving", "sell": "retail_selling"}[op]
-            event = object_event(f"p{n}", action="OBSERVE", bizStep=step,
-                                 quantityList=[quantity(powders[which], amount, None)], **fields)  # fmt: skip
+            items = [quantity(powder, amount, None)]
+            event = object_event(label, action="OBSERVE", bizStep=step, quantityList=items)
+        event["eventTime"] = stamp
         tx = park.sign_tx(signer[op], "epcis.event", {"event": event}, world.time())
         if world.commit(tx) and op == "pack":
-            jars += 1 + amount % 40
+            jars += len(event["childEPCs"])
         harvested = world.total(totals.harvest("A12", head.astimezone(CST).year))
         roots_left = sum(
             world.total(totals.held(r)) + world.total(totals.transit(r)) for r in roots
@@ -595,6 +591,25 @@ def test_nothing_downstream_of_a_plot_exceeds_its_yield(
         assert harvested <= cap
         assert downstream <= harvested
         assert world.total(totals.packed(POWDER_JAR)) <= world.total(totals.units(POWDER_JAR))
+
+
+def transformation_at(label: str, inputs: list, outputs: list) -> dict[str, Any]:
+    return object_event(
+        label,
+        type="TransformationEvent",
+        bizStep="commissioning",
+        inputQuantityList=inputs,
+        outputQuantityList=outputs,
+    )
+
+
+def packing(parent_id: str) -> dict[str, Any]:
+    return {
+        "type": "AggregationEvent",
+        "action": "ADD",
+        "bizStep": "packing",
+        "parentID": parent_id,
+    }
 
 
 def register_in_memory(park: Consortium, world: MemoryChain) -> dict[str, Any]:
