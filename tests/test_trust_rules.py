@@ -631,3 +631,27 @@ def test_plain_commissioning_of_other_goods_is_untouched(
         chain, ruled, ORCHARD, commissioning("other", "https://id.gs1.org/01/09506000134352/21/X1")
     )
     assert chain.store.totals([totals.made("https://id.gs1.org/01/09506000134352/21/X1")]) == {}
+
+
+# -- the consumer page ---------------------------------------------------------------------------
+def test_the_consumer_page_says_the_origin_is_a_registered_plot_in_the_gi_zone(
+    ruled: Consortium, tmp_path: Path
+) -> None:
+    from tests.test_resolver import EN, HOST, RESOLVER, ZH, open_world
+
+    url = f"sqlite:///{tmp_path / 'page.db'}"
+    store = Store(url)
+    cases = record_cases(ruled, store, [RESOLVER.public], HOST)
+    store.close()
+    for world in open_world(ruled, url, cases):
+        for name, plot, zone in (("orange", "P07", "赣南脐橙"), ("notoginseng", "A12", "文山三七")):
+            page = world.get(cases[name].code, ZH).text
+            assert "产地核验：已登记地块 · 地理标志保护区内" in page
+            assert f"（地块 {plot}，{zone}）" in page and 'href="geo:' in page
+        english = world.get(cases["orange"].code, EN).text
+        assert (
+            "Origin verified: registered plot · inside the geographical-indication zone" in english
+        )
+        assert "(plot P07, Gannan navel orange)" in english
+        assert "cold-chain-note" not in english  # 3.1–5.8 °C, inside 1–10 °C
+        assert "origin-check" not in world.get(cases["mask"].code, ZH).text  # not a GI product

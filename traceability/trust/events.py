@@ -6,7 +6,7 @@ totals (ledger.tallies) the event adds, which the next event is judged by.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ from ledger.policy import normalize_biz_step
 from ledger.tallies import tally_key
 
 from ..epcis.rules import parse_timestamp
+from ..identifiers import canonical_key
 from ..recall import MOVING_STEPS, RETURN_DISPOSITIONS, Recall
 from .geo import geo_point
 from .items import Item, describe, grams_text, named, parent
@@ -253,22 +254,11 @@ class EventJudge:
         self.t.add(harvest(plot.id, season), grams)
 
     def _plot_of(self, event: dict[str, Any], read_point: Any) -> Plot | None:
-        ilmd = event.get("ilmd") if isinstance(event.get("ilmd"), dict) else {}
-        name = ilmd.get("pt:plot", event.get("pt:plot"))
-        if isinstance(name, str):
-            return self.plots.get(name)
-        if isinstance(read_point, str):
-            from ..identifiers import canonical_key
-
-            location = canonical_key(read_point)
-            return next((p for p in self.plots.values() if p.gln == location), None)
-        return None
+        return plot_named(self.plots, event)
 
     @staticmethod
     def _located(plot: Plot, read_point: Any) -> None:
         if isinstance(read_point, str):
-            from ..identifiers import canonical_key
-
             if canonical_key(read_point) == plot.gln:
                 return
             point = geo_point(read_point)
@@ -425,6 +415,20 @@ class EventJudge:
             if i.governed or i.container:
                 self.t.add(nonconformant(i.key), 1)
         self.t.add(alerts("cold-chain"), 1)
+
+
+def plot_named(plots: Mapping[str, Plot], event: dict[str, Any]) -> Plot | None:
+    """The registered plot an event names: by `pt:plot` (ILMD or the event), else the plot
+    whose location its readPoint is."""
+    ilmd = event.get("ilmd") if isinstance(event.get("ilmd"), dict) else {}
+    name = ilmd.get("pt:plot", event.get("pt:plot"))
+    if isinstance(name, str):
+        return plots.get(name)
+    read_point = (event.get("readPoint") or {}).get("id")
+    if isinstance(read_point, str):
+        location = canonical_key(read_point)
+        return next((p for p in plots.values() if p.gln == location), None)
+    return None
 
 
 def temperatures(event: dict[str, Any]) -> Iterable[Decimal]:
