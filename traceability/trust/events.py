@@ -108,7 +108,12 @@ class Totals:
         self.delta: dict[bytes, int] = {}
 
     def __getitem__(self, k: bytes) -> int:
-        return self._read([k]).get(k, 0) + self.delta.get(k, 0)
+        return self.many([k])[k]
+
+    def many(self, keys: list[bytes]) -> dict[bytes, int]:
+        """Several totals in one lookup of the store."""
+        found = self._read(keys)
+        return {k: found.get(k, 0) + self.delta.get(k, 0) for k in keys}
 
     def add(self, k: bytes, amount: int) -> None:
         self.delta[k] = self.delta.get(k, 0) + amount
@@ -172,8 +177,9 @@ class EventJudge:
     def _classes(self, items: list[Item]) -> set[str]:
         """Product classes an event touches, directly or inside the containers it names."""
         found = {i.product.id for i in items if i.product}
-        for container in (i for i in items if i.container):
-            found |= {c for c in self.rules.classes if self.t[contains(container.key, c)] > 0}
+        asked = {contains(i.key, c): c for i in items if i.container for c in self.rules.classes}
+        if asked:
+            found |= {asked[k] for k, v in self.t.many(list(asked)).items() if v > 0}
         return found
 
     # -- recall: nothing but recall handling ------------------------------------------------
