@@ -655,3 +655,33 @@ def test_the_consumer_page_says_the_origin_is_a_registered_plot_in_the_gi_zone(
         assert "(plot P07, Gannan navel orange)" in english
         assert "cold-chain-note" not in english  # 3.1–5.8 °C, inside 1–10 °C
         assert "origin-check" not in world.get(cases["mask"].code, ZH).text  # not a GI product
+
+
+def test_a_warm_shipment_alerts_the_regulator_and_notes_the_consumer_page(
+    ruled: Consortium, tmp_path: Path
+) -> None:
+    from tests import test_audit_api as audit
+
+    db = tmp_path / "warm.db"
+    store = Store(f"sqlite:///{db}")
+    cases = record_cases(ruled, store, [audit.RESOLVER.public], audit.HOST)
+    chain = DevChain.resume(ruled.genesis, ruled.validator_keys, store)
+    powder = cases["notoginseng"].step("processing").event["outputQuantityList"][0]["epcClass"]
+    report = {"type": "Temperature", "minValue": 22.0, "maxValue": 34.0, "uom": "CEL"}
+    warm = moving(
+        chain, "warm leg", "shipping", [quantity(powder, 100, None)],
+        sensorElementList=[{"sensorReport": [report]}],
+    )  # fmt: skip
+    commit(chain, ruled, CARRIER, warm)
+    store.close()
+    with audit.open_world(ruled, db, cases) as world:
+        seen = world.audit.trust()
+        assert seen["rule_set"] == 1 and seen["alerts"]["cold_chain"] == 1
+        assert seen["alerts"]["backdated"] >= 1  # the 2023 planting, recorded in 2026
+        assert [p["id"] for p in seen["plots"]] == ["P07", "P11", "A12", "B04"]
+        status = world.audit.trust_status(powder)
+        assert status["non_conformant"] and status["cold_chain_events_out_of_range"] == 1
+        page = world.client.get(cases["notoginseng"].code.path(), headers={"Accept-Language": "zh"})
+        assert (
+            "运输途中温度超出该产品的规定范围" in page.text and 'id="cold-chain-note"' in page.text
+        )
