@@ -21,7 +21,8 @@ For goods of the rule set's product classes (genesis `rules`, versioned by `rule
 Every rule reads only the chain (the block time, not a clock), so every node agrees.
 """
 
-from .plots import PLOT_TX_TYPE, Plot, RuleViolation
+from .errors import RuleViolation
+from .plots import PLOT_TX_TYPE, Plot
 from .ruleset import RuleSet, park_rules, parse_ruleset
 from .state import RULES_TX_TYPE, TRUST_TYPES, TrustBlock, TrustState, check_trust_shape
 

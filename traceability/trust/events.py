@@ -17,9 +17,10 @@ from ledger.tallies import tally_key
 from ..epcis.rules import parse_timestamp
 from ..identifiers import canonical_key
 from ..recall import MOVING_STEPS, RETURN_DISPOSITIONS, Recall
+from .errors import RuleViolation
 from .geo import geo_point
 from .items import Item, describe, grams_text, named, parent
-from .plots import Plot, RuleViolation
+from .plots import Plot
 from .ruleset import ProductClass, RuleSet
 
 ORIGIN_STEPS = frozenset({"commissioning", "creating_class_instance"})

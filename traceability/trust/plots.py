@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ledger.errors import NotPermittedError, SchemaError
+from ledger.errors import SchemaError
 from ledger.tx import require_keys
 
 from ..identifiers import canonical_key
+from .errors import RuleViolation
 from .geo import Circle, Polygon, parse_centre, parse_polygon
 from .ruleset import RuleSet, number
 
@@ -148,13 +149,3 @@ def check_plot(plot: Plot, rules: RuleSet, plots: dict[str, Plot]) -> None:
     same = next((p for p in plots.values() if p.gln == plot.gln), None)
     if same is not None:
         raise RuleViolation("plot", f"location {plot.gln} is already plot {same.id}'s")
-
-
-class RuleViolation(NotPermittedError):
-    """A transaction breaks a trust rule; the message names the rule and the figures."""
-
-    code = "rule_violation"
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(f"{rule} rule: {message}")
-        self.rule = rule

@@ -29,8 +29,9 @@ from ledger.timefmt import parse_time
 from ledger.tx import Transaction, require_keys
 
 from ..recall import Recall
+from .errors import RuleViolation
 from .events import EventJudge, Totals
-from .plots import PLOT_TX_TYPE, Plot, RuleViolation, check_plot, parse_plot
+from .plots import PLOT_TX_TYPE, Plot, check_plot, parse_plot
 from .ruleset import RuleSet, parse_ruleset, ruleset_of
 
 RULES_TX_TYPE = "rules.set"
