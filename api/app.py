@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from ledger.store.local import LocalRecords
 from nodes.service import NodeCore
 from traceability.epcis.index import EventIndex
 
@@ -25,8 +26,9 @@ from .edge.body import BodyLimit
 from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
+from .epcis.subscriptions import Subscriptions
 from .replay import StoreSeen
-from .routes import audit, chain, codes, epcis, resolver, transactions
+from .routes import audit, chain, codes, epcis, epcis_binding, resolver, transactions
 from .services import ApiSettings, Services
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ def _routers() -> list[APIRouter]:
         chain.router,
         transactions.router,
         epcis.router,
+        epcis_binding.router,
         codes.router,
         resolver.router,
         audit.router,
@@ -83,11 +86,13 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
             seen=StoreSeen(node.store),
         ),
         jobs=CaptureJobs(),
+        subscriptions=Subscriptions(node, index, LocalRecords(node.store)),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(job()) for job in settings.background]
+        jobs = (*settings.background, state.subscriptions.run)
+        tasks = [asyncio.create_task(job()) for job in jobs]
         try:
             yield
         finally:

@@ -40,6 +40,7 @@ STATUS_BY_CODE = {
     "bad_signature": 403,
     "wrong_domain": 403,
     "not_found": 404,
+    "not_acceptable": 406,
     "duplicate": 409,
     "too_large": 413,
     "unsupported_media_type": 415,
@@ -52,6 +53,7 @@ _EPCIS_TYPES = {
     401: "epcisException:SecurityException",
     403: "epcisException:SecurityException",
     404: "epcisException:NoSuchResourceException",
+    406: "epcisException:NotAcceptableException",
     409: "epcisException:ResourceAlreadyExistsException",
     413: "epcisException:CaptureLimitExceededException",
     415: "epcisException:ValidationException",
@@ -64,6 +66,7 @@ _TITLES = {
     401: "Unauthenticated",
     403: "Forbidden",
     404: "Not found",
+    406: "Not acceptable",
     409: "Already exists",
     413: "Too large",
     415: "Unsupported media type",
@@ -71,7 +74,8 @@ _TITLES = {
     500: "Internal error",
     503: "Unavailable",
 }
-EPCIS_PREFIXES = ("/capture", "/events")
+EPCIS_PREFIXES = ("/capture", "/events", "/queries", "/nextPageToken", "/eventTypes", "/epcs")
+EPCIS_PREFIXES += ("/bizSteps", "/bizLocations", "/readPoints", "/dispositions")
 
 
 class ProblemItem(BaseModel):

@@ -19,6 +19,7 @@ from traceability.epcis.index import EventIndex
 from .auth import RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
+from .epcis.subscriptions import Subscriptions
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Services:
     admission: Admission
     verifier: RequestVerifier
     jobs: CaptureJobs
+    subscriptions: Subscriptions
 
     @property
     def genesis(self) -> Genesis:

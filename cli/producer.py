@@ -267,6 +267,7 @@ def _print_reasons(report: CaptureReport) -> None:
 # -- queries ---------------------------------------------------------------------------
 
 
+@with_signer
 def events(
     url: Url = DEFAULT_URL,
     epc: Annotated[str | None, typer.Option("--epc", help="EPC anywhere in the event")] = None,
@@ -283,8 +284,11 @@ def events(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 100,
     as_json: AsJson = False,
+    *,
+    signer: Signer,
 ) -> None:
-    """Query EPCIS events (EPCIS 2.0 query parameters; several values separated by '|')."""
+    """Query EPCIS events (EPCIS 2.0 query parameters; several values separated by '|').
+    Signed with your member key: you see what the consortium's read rule lets you see."""
     query: dict[str, str] = {}
     for name, value in (
         ("MATCH_anyEPC", epc),
@@ -306,7 +310,7 @@ def events(
         query[name] = value
     query.setdefault("perPage", str(min(limit, 1000)))
     found = []
-    with _client(url) as client:
+    with _client(url, signer.identity()) as client:
         try:
             for event in client.iter_events(**query):
                 found.append(event)

@@ -12,6 +12,11 @@ needs a role allowed for the type *and* one allowed for the event's bizStep. CBV
 written as bare words ("inspecting"); an event may spell them as bare words, CBV URNs or
 GS1 web URIs, which all mean the same step. Other (private) steps are written as full URIs.
 Events with a step that is not listed, or with none, need a role in "unlisted_biz_steps".
+
+Reading: "read_all" (optional, default ["regulator"]) lists the roles that may query
+every event; any other member queries the events its own organisation recorded and those
+that name it as a party (traceability.epcis.visibility). Absent, it is not written back,
+so genesis files from before it keep their hash.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ _CBV_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-
 _BARE_WORD = re.compile(r"^[a-z][a-z_]*$")
 _TX_TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
 POLICY_FIELDS = ("transactions", "biz_steps", "unlisted_biz_steps")
+OPTIONAL_POLICY_FIELDS = ("read_all",)
+DEFAULT_READ_ALL = ("regulator",)
 
 
 def normalize_biz_step(value: str) -> str:
@@ -49,13 +56,15 @@ class Policy:
     transactions: Mapping[str, tuple[str, ...]]
     biz_steps: Mapping[str, tuple[str, ...]]
     unlisted_biz_steps: tuple[str, ...] = ()
+    #: Roles that may read every event (queries, subscriptions).
+    read_all: tuple[str, ...] = DEFAULT_READ_ALL
 
     @classmethod
     def from_json(cls, data: Any) -> Policy:
         if not isinstance(data, dict):
             raise SchemaError("policy: expected an object")
         missing = [k for k in POLICY_FIELDS if k not in data]
-        extra = sorted(set(data) - set(POLICY_FIELDS))
+        extra = sorted(set(data) - set(POLICY_FIELDS) - set(OPTIONAL_POLICY_FIELDS))
         if missing or extra:
             raise SchemaError(
                 f"policy: fields must be {', '.join(POLICY_FIELDS)}"
@@ -86,14 +95,17 @@ class Policy:
         unlisted = parse_roles(
             data["unlisted_biz_steps"], "policy.unlisted_biz_steps", allow_empty=True
         )
-        return cls(MappingProxyType(transactions), MappingProxyType(biz_steps), unlisted)
+        read_all = DEFAULT_READ_ALL
+        if "read_all" in data:
+            read_all = parse_roles(data["read_all"], "policy.read_all", allow_empty=True)
+        return cls(MappingProxyType(transactions), MappingProxyType(biz_steps), unlisted, read_all)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "transactions": {k: list(v) for k, v in self.transactions.items()},
             "biz_steps": {k: list(v) for k, v in self.biz_steps.items()},
             "unlisted_biz_steps": list(self.unlisted_biz_steps),
-        }
+        } | ({} if self.read_all == DEFAULT_READ_ALL else {"read_all": list(self.read_all)})
 
     def check(
         self, tx_type: str, payload: dict[str, Any], roles: tuple[str, ...], who: str

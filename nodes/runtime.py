@@ -121,6 +121,7 @@ class Node(NodeCore):
             validator_id=config.id,
             key=self.key,
             valid=self._valid,
+            timely=self._timely,
             config=config.consensus,
             evidence_committed=self.committed_evidence.__contains__,
             sign_state=sign_state,
@@ -379,6 +380,22 @@ class Node(NodeCore):
             return exc.message
         self._validated[block.hash] = Validated(nodes, membership, rules.result())
         return None
+
+    def _timely(self, block: Block) -> str | None:
+        """Proposer-based timestamps: prevote a fresh proposal only if its time is not
+        further ahead of this node's clock than max_time_ahead. Without it one validator
+        with a fast clock stamps its blocks with that clock, every later proposer stamps
+        previous + 1 ms, and the chain's time runs ahead of every honest clock."""
+        ahead = (parse_time(block.header.time) - parse_time(now())).total_seconds()
+        bound = self.config.consensus.max_time_ahead
+        if ahead <= bound:
+            return None
+        reason = (
+            f"block {block.height} of {block.header.proposer} is stamped {ahead:.1f} s ahead "
+            f"of this node's clock (at most {bound:g} s): one of the two clocks is wrong"
+        )
+        log.warning("not prevoting: %s", reason)
+        return reason
 
     def _block_time(self) -> str:
         floor = format_time(parse_time(self.state.head_time) + timedelta(milliseconds=1))

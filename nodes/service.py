@@ -12,6 +12,7 @@ the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -126,6 +127,14 @@ class NodeCore:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
                 return self.status(tx_id)
+
+    async def wait_beyond(self, height: int, timeout: float) -> int:
+        """Wait until a block above `height` is committed, or `timeout` seconds pass; the
+        committed height then (what follows commits, such as subscriptions, waits here)."""
+        if self.height <= height:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._committed.wait(), max(0.0, timeout))
+        return self.height
 
     def recent_block(self, height: int) -> Block | None:
         """Block `height` if it is among the last RECENT_BLOCKS this node committed."""

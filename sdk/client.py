@@ -391,17 +391,18 @@ class ParkTraceClient:
         return self.signed("POST", "/capture", content=body, headers=headers).json()
 
     def capture_job(self, capture_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/capture/{quote(capture_id, safe='')}")
+        return self.signed("GET", f"/capture/{quote(capture_id, safe='')}").json()
 
     def events(self, **params: str | int) -> dict[str, Any]:
-        """One page of an EPCIS query (parameters as in the EPCIS REST binding)."""
-        return self._json("GET", "/events", params={k: str(v) for k, v in params.items()})
+        """One page of an EPCIS query (parameters as in the EPCIS REST binding), signed:
+        the node answers members only, each with what the read rule lets it see."""
+        return self.signed("GET", "/events", params={k: str(v) for k, v in params.items()}).json()
 
     def iter_events(self, **params: str | int) -> Iterator[dict[str, Any]]:
         """Every event matching the query, following the pages."""
         query: dict[str, str] = {k: str(v) for k, v in params.items()}
         while True:
-            response = self._request("GET", "/events", params=query)
+            response = self.signed("GET", "/events", params=query)
             yield from response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
             token = _next_token(response.headers.get("link"))
             if token is None:

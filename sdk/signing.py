@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from http_message_signatures import (
     HTTPMessageSigner,
     HTTPSignatureAlgorithm,
@@ -167,3 +168,19 @@ def sign_request(
         covered_component_ids=covered,
         body=body,
     )
+
+
+class SignedRequests(httpx.Auth):
+    """httpx authentication that signs every request (RFC 9421) as `identity`: a plain
+    httpx client (`httpx.Client(auth=SignedRequests(me))`) then speaks to the EPCIS
+    queries and the audit API like the SDK does."""
+
+    requires_request_body = True
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if "signature" not in request.headers:  # one signed already keeps its signer
+            sign_request(request, self.identity, request.content)
+        yield request

@@ -105,3 +105,29 @@ class LocalNet:
     def store(self, node_id: str) -> Store:
         """The node's own database, opened beside it (read it; never write)."""
         return Store(f"sqlite:///{self.dir / node_id / 'node.db'}", migrate=False)
+
+
+def start_solo(root: Path, consortium: Path, port: int, *args: str) -> subprocess.Popen:
+    """A `parktrace serve --solo` process on 127.0.0.1:`port` over `root`/node.db, its log in
+    `root`/serve.log (appended, so a restart keeps the first run's), once it answers."""
+    import sys
+
+    command = [
+        sys.executable, "-m", "cli", "serve", "--solo", "--consortium", str(consortium),
+        "--db", str(root / "node.db"), "--port", str(port), "--block-interval", "0.05", *args,
+    ]  # fmt: skip
+    with (root / "serve.log").open("a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {(root / 'serve.log').read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/chain", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            end_process(process, 5)
+            raise AssertionError(f"server not ready: {(root / 'serve.log').read_text()}")
+        time.sleep(0.1)

@@ -20,7 +20,7 @@ from ledger.consortium import Consortium, ConsortiumConfig, build_consortium
 from ledger.store import Store
 from nodes.solo import SoloNode
 from sdk.client import ApiClientError, ParkTraceClient
-from sdk.signing import Identity, sign_request
+from sdk.signing import Identity, SignedRequests, sign_request
 from tests.testdata import EPCIS_EXAMPLES
 from traceability.epcis.document import check_document, parse_json
 from traceability.epcis.schema import schema_problems
@@ -127,6 +127,7 @@ def test_every_official_example_is_captured(lab: Consortium, start: Start) -> No
     recorded = 0
     for group in _ledgers_for(paths):
         client = start(lab, capture_signers=signers)
+        client.auth = SignedRequests(identity(lab, "lab", "client"))
         sdk = capturing(client, identity(lab, "lab", "client"))
         jobs = [(path, sdk.capture_http(path.read_bytes())) for path in group]
         for path, job in jobs:
@@ -226,6 +227,7 @@ def test_capture_needs_a_delegated_signer_and_obeys_policy(park: Consortium, sta
 def test_invalid_documents_are_rejected_with_field_and_rule(lab: Consortium, start: Start) -> None:
     client = start(lab, capture_signers={"lab": identity(lab, "lab", "gateway")})
     me = identity(lab, "lab", "client")
+    client.auth = SignedRequests(me)
     doc = parse_json((EPCIS_EXAMPLES / "Example_9.6.1-ObjectEvent.jsonld").read_bytes())
     doc["epcisBody"]["eventList"][1]["bizStep"] = "https://ref.gs1.org/cbv/BizStep-receiving"
     response = _signed_post(client, me, json.dumps(doc).encode())
@@ -298,6 +300,7 @@ def recorded(park: Consortium, start: Start) -> TestClient:
     notoginseng root processed into a lot of powder. Each producer signs its own events
     through the SDK."""
     client = start(park)
+    client.auth = SignedRequests(identity(park, "market-supervision-bureau"))  # reads all
     steps = [
         ("ganzhou-mask-factory", _event("ObjectEvent", 0, "commissioning", action="ADD",
             epcList=[MASK.format(i) for i in (1, 2, 3)], readPoint={"id": FACTORY},
@@ -457,6 +460,7 @@ class Gateway:
 
     def __init__(self, client: TestClient, me: Identity) -> None:
         self.client, self.me = client, me
+        client.auth = SignedRequests(me)  # its queries too
 
     def post_event(self, event: object) -> httpx.Response:
         body = json.dumps(event).encode()
@@ -507,5 +511,5 @@ def test_a_single_event_is_judged_by_the_capture_rules_and_named_in_its_own_term
     document = json.loads((EPCIS_EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes())
     wrong = gateway.post_event(document)
     assert wrong.status_code == 400 and "/capture" in wrong.text, wrong.text
-    unsigned = client.post("/events", json=untimed)
+    unsigned = client.post("/events", json=untimed, auth=None)
     assert unsigned.status_code == 401, unsigned.text

@@ -106,7 +106,7 @@ def test_bulk_import_of_10000_csv_rows(server: Server, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "10000 events, 10000 accepted, 0 refused; 10000 committed" in result.stdout
     assert elapsed < 60
-    found = parktrace("events", "--url", server.url, "--epc",
+    found = parktrace("events", *me(server), "--epc",
                       "urn:epc:id:sgtin:0690789.000003.4321", "--json")  # fmt: skip
     assert found.returncode == 0, found.stderr
     events = json.loads(found.stdout)

@@ -85,10 +85,12 @@ def vote(i: int, type_: str, round_: int, value: Block | None, height: int = H) 
 
 
 class Harness:
-    """Validator `me` with a validity predicate that rejects the blocks in `invalid`."""
+    """Validator `me` with a validity predicate that rejects the blocks in `invalid`, and a
+    clock that finds the blocks in `untimely` stamped too far ahead of it."""
 
     def __init__(self, me: int = 0, sign_state: SignState | None = None, chain=GENESIS, **kw: Any):
         self.invalid: set[str] = set()
+        self.untimely: set[str] = set()
         self.committed_evidence: set[str] = set()
         self.persisted: SignState | None = sign_state
         self.m = ConsensusState(
@@ -96,6 +98,7 @@ class Harness:
             validator_id=f"v{me}",
             key=KEYS[me],
             valid=lambda b: "rejected by test" if b.hash in self.invalid else None,
+            timely=lambda b: "stamped ahead" if b.hash in self.untimely else None,
             config=CONFIG,
             evidence_committed=self.committed_evidence.__contains__,
             sign_state=sign_state,
@@ -233,6 +236,29 @@ def test_invalid_proposal_gets_a_nil_prevote():
     v = block(1)
     h.invalid.add(v.hash)
     assert the_vote(h.send(proposal(v, 0))).block_hash is None
+
+
+def test_a_fresh_proposal_stamped_ahead_of_the_clock_gets_a_nil_prevote():
+    h = Harness()
+    h.start()
+    v = block(1)
+    h.untimely.add(v.hash)
+    assert the_vote(h.send(proposal(v, 0))).block_hash is None
+
+
+def test_timeliness_is_not_asked_of_a_value_with_a_proof_of_lock_nor_of_a_decision():
+    """2f+1 prevotes mean honest clocks found it timely; a commit is final either way."""
+    h = Harness()
+    h.start()
+    v = block(1)
+    h.untimely.add(v.hash)
+    h.timeout(Step.PROPOSE)
+    h.send(*(vote(i, "prevote", 0, v) for i in (1, 2, 3)))
+    h.send(*(vote(i, "precommit", 0, None) for i in (1, 2)))
+    h.timeout(Step.PRECOMMIT, 0)  # round 1, in which v is proposed again with its proof
+    assert the_vote(h.send(proposal(v, 1, pol_round=0))).block_hash == v.hash
+    actions = h.send(*(vote(i, "precommit", 1, v) for i in (1, 2, 3)))
+    assert isinstance(actions[-1], Commit) and actions[-1].block == v
 
 
 def test_proposal_with_a_proof_of_lock_waits_for_the_prevotes():

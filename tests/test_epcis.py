@@ -248,7 +248,10 @@ def test_query_parameters_are_checked_before_anything_runs() -> None:
         ({"GE_eventTime": "yesterday"}, "GE_eventTime: expected one RFC 3339"),
         ({"eventType": "Thing"}, "'Thing' is not an EPCIS event type"),
         ({"perPage": "0"}, "perPage"),
-        ({"nextPageToken": "garbage!"}, "not a token this node issued"),
+        ({"nextPageToken": "garbage!"}, "not a page token of this ledger"),
+        ({"GE_quantity": "many"}, "GE_quantity: expected one number"),
+        ({"EQ_booleanValue": "yes"}, "EQ_booleanValue: expected true or false"),
+        ({"maxEventCount": "0"}, "maxEventCount: expected one whole number"),
         ({"EQ_action": "ADD||OBSERVE"}, "separated by '|'"),
     ):
         with pytest.raises(QueryParameterError, match=message):

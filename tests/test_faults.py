@@ -39,6 +39,8 @@ from devtools.samples import sample_event_tx
 from ledger.consortium import build_consortium
 from ledger.timefmt import parse_time
 from ledger.tx import Transaction
+from nodes.consensus.config import Config as ConsensusConfig
+from tests import hostile
 from tests.fault_record import RECORD
 from tests.localnet import LocalNet
 
@@ -59,6 +61,7 @@ SETTLE = 90.0
 COMMIT_BOUND = 60.0
 #: Each fault's stride: how long a node stays stopped, frozen or cut off.
 OUTAGE = 3.0
+MAX_TIME_AHEAD = ConsensusConfig().max_time_ahead  # the nodes run with the default
 FAKETIME_LIBS = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
@@ -167,10 +170,13 @@ class FaultNet(LocalNet):
         self.heights = Heights(self)
 
     # -- handling nodes ----------------------------------------------------------------------
-    def launch(self, *ids: str, env: dict[str, str] | None = None) -> None:
-        """Start `ids` and wait until each answers; then they take load again."""
+    def launch(
+        self, *ids: str, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
+        """Start `ids` (as cluster.start would, with `env` and `command`) and wait until
+        each answers; then they take load again."""
         for node_id in ids:
-            cluster.start(self.dir, node_id, env=env)
+            cluster.start(self.dir, node_id, env=env, command=command)
         missing = cluster.wait_ready(self.dir, [self.by_id[i] for i in ids], 90)
         assert not missing, f"never ready: {missing}; {self.log(missing[0])[-3000:]}"
         self.live.update(ids)
@@ -219,6 +225,13 @@ class FaultNet(LocalNet):
 
     def tip(self) -> int:
         return max(self.height(n) for n in self.live)
+
+    def caught_up(self, node_id: str, within: float = 60) -> None:
+        """Wait until `node_id` is as high as the others were when this was called."""
+        behind = max(self.height(n) for n in self.live if n != node_id)
+        deadline = time.monotonic() + within
+        while (self.patient_height(node_id) or 0) < behind and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     # -- reading stores beside the nodes -----------------------------------------------------
     def query(self, node_id: str, sql: str) -> list[tuple]:
@@ -419,6 +432,70 @@ def test_one_flipped_byte_in_each_table(net: FaultNet) -> None:
     fault(net, "flipped-bytes", inject)
 
 
+# -- hostile clients ---------------------------------------------------------------------------
+#: The longest the other three may go without a commit while one node is attacked.
+ATTACK_GAP_BOUND = 2.0
+
+
+def _attack(net: FaultNet, victim: str, huge: bytes) -> None:
+    """Every client of tests/hostile.py against `victim` in turn, each answered as the
+    one-node tests (tests/test_hostile_clients.py) expect."""
+    url = net.url(victim)
+    address = hostile.address_of(url)
+    response, elapsed = hostile.post(url, "/v1/transactions/batch", huge)
+    assert response.status_code == 413 and elapsed < 2.0, (response.status_code, elapsed)
+    response, _ = hostile.post(url, "/v1/transactions/batch", hostile.amplifying_batch())
+    assert response.status_code == 413, response.text
+    answer = hostile.raw_request(address, hostile.huge_status_head(address))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    log = net.dir / victim / "node.log"
+    logged = log.stat().st_size
+    answers = [hostile.raw_request(address, hostile.MALFORMED) for _ in range(300)]
+    assert all(a.startswith(b"HTTP/1.1 400") for a in answers), answers[0]
+    assert log.stat().st_size - logged < 8 * 1024, "malformed requests flood the log"
+    with hostile.idle_connections(address) as opened:
+        assert hostile.turned_away(opened[-100:]) > 50
+        assert hostile.wait_until_served(url, 3 * hostile.HEADER_TIMEOUT), "never served"
+    closed_at = hostile.slowloris(address)
+    assert len(closed_at) == 50, f"{50 - len(closed_at)} slowloris connections still open"
+    assert max(closed_at.values()) <= 2 * hostile.HEADER_TIMEOUT + 1.5
+
+
+def test_hostile_clients_against_one_node(net: FaultNet) -> None:
+    """One node of four, restarted with 1,024 descriptors and a short header timeout, is
+    attacked by every hostile client while the load runs on the other three: they keep
+    committing (longest gap under ATTACK_GAP_BOUND), and the attacked node is alive,
+    signing and caught up afterwards."""
+
+    def inject() -> str:
+        victim = net.follower()
+        config = net.dir / victim / "node.toml"
+        net.halt(victim)
+        original = hostile.with_header_timeout(config)
+        try:
+            net.launch(victim, command=["-c", hostile.LIMITED_NODE, str(config.resolve())])
+            net.caught_up(victim)
+            huge = hostile.huge_batch()
+            net.live.discard(victim)  # the load and the height watch are on the others
+            started = time.monotonic()
+            _attack(net, victim, huge)
+            gap = net.heights.longest_gap(started, time.monotonic())
+            attacked = time.monotonic() - started
+            net.live.add(victim)
+            net.caught_up(victim, within=10)
+            assert net.height(victim) >= net.tip() - 1, "the attacked node fell behind"
+            info = net.health(victim)
+            assert info["signing"] and info["signstate_error"] is None, info
+        finally:
+            config.write_text(original)
+            net.halt(victim)
+            net.launch(victim)
+        assert gap < ATTACK_GAP_BOUND, f"the other three went {gap:.1f} s without a commit"
+        return f"{attacked:.0f} s of attacks, the other three's longest gap {gap:.1f} s"
+
+    fault(net, "hostile-clients", inject)
+
+
 # -- clocks ------------------------------------------------------------------------------------
 def _faketime() -> str:
     lib = next((p for p in FAKETIME_LIBS if Path(p).exists()), None)
@@ -431,14 +508,15 @@ def _skewed(net: FaultNet, offset: str) -> str:
     """Run one follower with its clock `offset` off, once it has caught up, for ~10 s of
     taking part under load; then on time again.
 
-    What the code says should happen: block times only have to increase
-    (ledger/chain.py), and a proposer stamps max(its clock, previous + 1 ms)
-    (nodes/runtime.py). So the skewed node keeps voting and proposing either way. Slow,
-    its blocks are stamped 1 ms after the previous one; fast, its blocks are stamped
-    with its clock, and every later proposer stamps previous + 1 ms until the wall clock
-    catches up: the chain runs that far ahead. Certificates are judged by the clock of
-    the node that admits a transaction or opens a link, so they must be older than the
-    skew (CERTIFICATE_AGE)."""
+    What should happen: block times only have to increase (ledger/chain.py), a proposer
+    stamps max(its clock, previous + 1 ms) (nodes/runtime.py), and a validator prevotes a
+    fresh proposal only if its time is at most max_time_ahead past its own clock
+    (proposer-based timestamps). Fast, the node's own proposals are refused by the others
+    (it proposes nothing that is committed, and the chain's time stays within that bound
+    of the wall clock); slow, it finds the others' proposals ahead of it and prevotes nil,
+    while the other three still commit. It keeps up either way. Certificates are judged
+    by the clock of the node that admits a transaction or opens a link, so they must be
+    older than the skew (CERTIFICATE_AGE)."""
     lib = _faketime()
     victim = net.follower()
     others = [i for i in net.ids if i != victim]
@@ -447,10 +525,7 @@ def _skewed(net: FaultNet, offset: str) -> str:
     refused_before = sum(n for k, n in net.load.refused.items() if k.startswith(f"{victim}:"))
     try:
         net.launch(victim, env=clock)
-        behind = max(net.height(n) for n in others)
-        deadline = time.monotonic() + 60
-        while (net.patient_height(victim) or 0) < behind and time.monotonic() < deadline:
-            time.sleep(0.2)
+        net.caught_up(victim)
         start = net.height(victim)
         before = max(net.height(n) for n in others)
         time.sleep(10)
@@ -466,7 +541,9 @@ def _skewed(net: FaultNet, offset: str) -> str:
     )
     proposed = sum(json.loads(header)["proposer"] == victim for (header,) in rows)
     ahead = _chain_time_ahead(net)
-    assert proposed == 0 or offset.startswith("-") or ahead > 200, "its proposals were refused"
+    if not offset.startswith("-"):
+        assert proposed == 0, f"{proposed} blocks stamped by the fast clock were committed"
+    assert ahead < MAX_TIME_AHEAD + 2, f"the chain's time ran {ahead:.0f} s ahead"
     return (
         f"took part in {end - start} blocks, proposed {proposed}, refused "
         f"{refused - refused_before} txs; chain time then {ahead:+.0f} s off the wall clock"

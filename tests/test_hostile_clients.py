@@ -1,15 +1,13 @@
 """A real node process (`node run`, a one-validator consortium committing heartbeat blocks)
-against hostile clients over real sockets, with its descriptor limit set to 1,024 so that
-exhausting it is cheap: huge and amplifying bodies, idle and slowloris connections, more
-connections than descriptors. The node must answer, keep committing and stay alive.
+against hostile clients over real sockets (tests/hostile.py), with its descriptor limit set
+to 1,024 so that exhausting it is cheap: huge and amplifying bodies, idle and slowloris
+connections, more connections than descriptors. The node must answer, keep committing and
+stay alive. The fault suite runs the same clients against one node of four.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import resource
-import socket
 import subprocess
 import sys
 import threading
@@ -23,12 +21,10 @@ import pytest
 
 from devtools import cluster
 from nodes.config import BlockConfig
+from tests import hostile
 from tests.localnet import FAST, end_process
 
 pytestmark = pytest.mark.slow
-
-DESCRIPTORS = 1024
-HEADER_TIMEOUT = 3.0
 
 
 @dataclass
@@ -39,8 +35,7 @@ class Node:
 
     @property
     def address(self) -> tuple[str, int]:
-        host, _, port = self.member.api.rpartition(":")
-        return host, int(port)
+        return hostile.address_of(self.member.url)
 
     def health(self, timeout: float = 5.0) -> dict:
         response = httpx.get(f"{self.member.url}/healthz", timeout=timeout)
@@ -61,10 +56,6 @@ class Node:
         return (self.folder / "node.log").read_text()[-3000:]
 
 
-def _few_descriptors() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     directory = tmp_path_factory.mktemp("hostile")
@@ -78,18 +69,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     )
     folder = (directory / member.id).resolve()
     config = folder / "node.toml"
-    listen = f'listen = "{member.api}"'
-    config.write_text(
-        config.read_text().replace(listen, f"{listen}\nheader_timeout = {HEADER_TIMEOUT}")
-    )
+    hostile.with_header_timeout(config)
     with open(folder / "node.log", "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "node", "run", "--config", str(config)],
+            [sys.executable, "-c", hostile.LIMITED_NODE, str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=folder,
-            preexec_fn=_few_descriptors,
         )
     (folder / "node.pid").write_text(str(process.pid))
     started = Node(process, member, folder)
@@ -98,22 +85,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         yield started
     finally:
         end_process(process, 20)
-
-
-def _raw_request(node: Node, head: bytes, timeout: float = 10.0) -> bytes:
-    """Send a request head (and no body) and read what the node answers."""
-    with socket.create_connection(node.address, timeout=timeout) as conn:
-        conn.sendall(head)
-        chunks = []
-        while True:
-            try:
-                chunk = conn.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class HealthProbe:
@@ -144,17 +115,9 @@ class HealthProbe:
 
 
 def test_a_30_mb_batch_is_refused_before_it_is_read(node: Node) -> None:
-    body = b'{"transactions": [' + b"{}," * 10_000_000 + b"{}]}"
+    body = hostile.huge_batch()
     peak = node.memory("VmHWM")
-    start = time.monotonic()
-    response = httpx.post(
-        f"{node.member.url}/v1/transactions/batch",
-        content=body,
-        headers={"content-type": "application/json"},
-        timeout=30,
-    )
-    elapsed = time.monotonic() - start
-    assert 30_000_000 < len(body) < 32 * 1024 * 1024  # under the old limit of batch bodies
+    response, elapsed = hostile.post(node.member.url, "/v1/transactions/batch", body)
     assert response.status_code == 413, response.text
     assert response.json()["error"] == "too_large"
     assert elapsed < 2.0
@@ -164,24 +127,12 @@ def test_a_30_mb_batch_is_refused_before_it_is_read(node: Node) -> None:
 def test_a_batch_of_empty_objects_within_the_byte_limit_never_reaches_the_parser(
     node: Node,
 ) -> None:
-    """8 MB of `{}` (4 million dicts once parsed), streamed without Content-Length: refused
-    by its count of objects, while the node keeps answering and committing."""
-    chunk = b",".join([b"{}"] * 100_000) + b","
-
-    def body() -> Iterator[bytes]:
-        yield b'{"transactions": ['
-        for _ in range(20):
-            yield chunk
-        yield b"{}]}"
-
+    """Refused by its count of objects, while the node keeps answering and committing."""
     peak = node.memory("VmHWM")
     with HealthProbe(node) as probe:
         time.sleep(0.3)
-        response = httpx.post(
-            f"{node.member.url}/v1/transactions/batch",
-            content=body(),
-            headers={"content-type": "application/json"},
-            timeout=30,
+        response, _ = hostile.post(
+            node.member.url, "/v1/transactions/batch", hostile.amplifying_batch()
         )
         time.sleep(0.5)
     assert response.status_code == 413, response.text
@@ -192,13 +143,8 @@ def test_a_batch_of_empty_objects_within_the_byte_limit_never_reaches_the_parser
 
 
 def test_a_100_mb_status_query_is_refused_from_its_head(node: Node) -> None:
-    host, port = node.address
-    head = (
-        f"POST /v1/transactions/status HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
-    ).encode()
     start = time.monotonic()
-    answer = _raw_request(node, head)
+    answer = hostile.raw_request(node.address, hostile.huge_status_head(node.address))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"too_large"' in answer
     assert time.monotonic() - start < 2.0
@@ -207,74 +153,33 @@ def test_a_100_mb_status_query_is_refused_from_its_head(node: Node) -> None:
 def test_more_idle_connections_than_descriptors_leave_the_node_alive(node: Node) -> None:
     log_before = node.log_size()
     height = node.health()["height"]
-    opened: list[socket.socket] = []
-    try:
-        for _ in range(1100):
-            opened.append(socket.create_connection(node.address, timeout=5))
+    with hostile.idle_connections(node.address) as opened:
         time.sleep(0.5)
         # Over the cap: answered 503 and closed at once.
-        turned_away = 0
-        for conn in opened[-100:]:
-            conn.settimeout(2)
-            with contextlib.suppress(TimeoutError, ConnectionResetError):
-                turned_away += conn.recv(100).startswith(b"HTTP/1.1 503")
-        assert turned_away > 50
+        assert hostile.turned_away(opened[-100:]) > 50
         busy = httpx.get(f"{node.member.url}/healthz", timeout=5)
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
         # Those held are closed once they have sent nothing for the header timeout.
-        deadline = time.monotonic() + 3 * HEADER_TIMEOUT
-        while time.monotonic() < deadline:
-            if httpx.get(f"{node.member.url}/healthz", timeout=5).status_code == 200:
-                break
-            time.sleep(0.2)
+        assert hostile.wait_until_served(node.member.url, 3 * hostile.HEADER_TIMEOUT)
         assert node.process.poll() is None, node.log()
         info = node.health()
         assert info["height"] > height
         assert info["signing"] and info["signstate_error"] is None
-    finally:
-        for conn in opened:
-            conn.close()
     assert node.log_size() - log_before < 64 * 1024, node.log()
     assert "Too many open files" not in node.log()
 
 
 def test_slowloris_connections_are_closed_within_the_header_timeout(node: Node) -> None:
     """Each connection sends its head one byte a second; none gets to keep it open."""
-    host, port = node.address
-    head = f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\nX-Padding: {'a' * 100}\r\n"
-    conns = [socket.create_connection(node.address, timeout=5) for _ in range(50)]
-    start = time.monotonic()
-    closed_at: dict[int, float] = {}
-    try:
-        for byte in head.encode():
-            for i, conn in enumerate(conns):
-                if i in closed_at:
-                    continue
-                try:
-                    conn.send(bytes([byte]))
-                    conn.setblocking(False)
-                    if conn.recv(1) == b"":
-                        closed_at[i] = time.monotonic() - start
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError:
-                    closed_at[i] = time.monotonic() - start
-                finally:
-                    conn.setblocking(True)
-            if len(closed_at) == len(conns) or time.monotonic() - start > 4 * HEADER_TIMEOUT:
-                break
-            time.sleep(1.0)
-    finally:
-        for conn in conns:
-            conn.close()
-    assert len(closed_at) == len(conns), f"{len(conns) - len(closed_at)} still open"
-    assert max(closed_at.values()) <= 2 * HEADER_TIMEOUT + 1.5
+    closed_at = hostile.slowloris(node.address, 50)
+    assert len(closed_at) == 50, f"{50 - len(closed_at)} still open"
+    assert max(closed_at.values()) <= 2 * hostile.HEADER_TIMEOUT + 1.5
     assert node.health()["height"] > 0
 
 
 def test_malformed_requests_cannot_flood_the_log(node: Node) -> None:
     before = node.log_size()
-    answers = [_raw_request(node, b"NOT HTTP AT ALL\r\n\r\n") for _ in range(300)]
+    answers = [hostile.raw_request(node.address, hostile.MALFORMED) for _ in range(300)]
     assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers), answers[0]
     assert node.log_size() - before < 8 * 1024
     assert node.health()["height"] > 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -95,6 +98,36 @@ def test_unmigrated_database_is_refused(db_url: str) -> None:
     Store(db_url).close()
     Store(db_url).close()  # migrating twice is harmless
     Store(db_url, migrate=False).close()
+
+
+#: A process that dies (no rollback, no cleanup) as its store's migration creates `claims`.
+_DIES_MIGRATING = """
+import os, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from ledger.store import Store
+
+def die(conn, cursor, statement, *args):
+    if statement.lstrip().upper().startswith("CREATE TABLE CLAIMS"):
+        os._exit(9)
+
+event.listen(Engine, "before_cursor_execute", die)
+Store(sys.argv[1])
+"""
+
+
+def test_a_crash_in_the_middle_of_the_first_migration_leaves_nothing_behind(
+    db_url: str,
+) -> None:
+    """A new node killed while creating its schema starts again, instead of failing on
+    "table meta already exists" for good."""
+    died = subprocess.run([sys.executable, "-c", _DIES_MIGRATING, db_url], timeout=60)
+    assert died.returncode == 9
+    store = Store(db_url)
+    with store.engine.connect() as connection:
+        assert "claims" in inspect(connection).get_table_names()
+    assert store.height() == 0
+    store.close()
 
 
 def test_unreachable_database_is_a_clear_error() -> None:

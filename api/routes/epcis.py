@@ -35,14 +35,15 @@ from traceability.epcis.problems import EpcisValidationError, Problem, relabel
 from traceability.epcis.query import EventQuery, query_document, run_query
 from traceability.epcis.records import payload_for
 
+from ..epcis.access import Reading
 from ..epcis.admission import Prepared, prepare_one
-from ..epcis.capture import CaptureJob
+from ..epcis.capture import MAX_JOBS, CaptureJob
+from ..epcis.negotiation import EPCIS_HEADERS, negotiate, query_response, spelled
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
 from . import read_body
 
 router = APIRouter(tags=["EPCIS"])
-EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
 _DOCUMENT_SCHEMA = {
     "type": "object",
     "description": "An EPCISDocument or EPCISQueryDocument (GS1 EPCIS 2.0 JSON / JSON-LD)",
@@ -296,9 +297,15 @@ async def capture_event(svc: Svc, request: Request, response: Response) -> dict[
 )
 async def capture_jobs(
     svc: Svc,
+    who: Reading,
     perPage: int = Query(30, ge=1, le=1000, description="how many, newest first"),
 ) -> list[dict[str, Any]]:
-    return [job.view(svc.node) for job in svc.jobs.recent(perPage)]
+    jobs = [
+        job
+        for job in svc.jobs.recent(MAX_JOBS)
+        if who.reader.everything or job.org == who.caller.org
+    ]
+    return [job.view(svc.node) for job in jobs[:perPage]]
 
 
 @router.get(
@@ -309,12 +316,13 @@ async def capture_jobs(
 )
 async def capture_job(
     svc: Svc,
+    who: Reading,
     captureID: str = Path(max_length=64, description="as returned in Location"),
 ) -> dict[str, Any]:
     """running while any event's transaction is pending; success when none was refused or
     rejected; `transactions` lists each event's transaction (for receipts)."""
     job = svc.jobs.get(captureID)
-    if job is None:
+    if job is None or not (who.reader.everything or job.org == who.caller.org):
         raise ApiError("not_found", f"no capture job {captureID!r} on this node")
     return job.view(svc.node)
 
@@ -349,22 +357,39 @@ class EventQueryParams(BaseModel):
     MATCH_outputEPCClass: str | None = None
     MATCH_anyEPCClass: str | None = None
     EXISTS_errorDeclaration: str | None = Field(None, description="only corrected events")
+    WD_readPoint: str | None = Field(None, description="read point (no hierarchy: = EQ_)")
+    WD_bizLocation: str | None = Field(None, description="location (no hierarchy: = EQ_)")
+    EQ_persistentDisposition_set: str | None = None
+    EQ_persistentDisposition_unset: str | None = None
+    EQ_quantity: str | None = None
+    GT_quantity: str | None = None
+    GE_quantity: str | None = None
+    LT_quantity: str | None = None
+    LE_quantity: str | None = None
+    GE_errorDeclarationTime: str | None = None
+    LT_errorDeclarationTime: str | None = None
+    EQ_errorReason: str | None = None
+    EQ_correctiveEventID: str | None = None
+    eventCountLimit: str | None = Field(None, description="at most this many events in all")
+    maxEventCount: str | None = Field(None, description="more matching events: 413")
+    GE_startTime: str | None = Field(None, description="sensor startTime >=")
+    LT_startTime: str | None = None
+    GE_endTime: str | None = None
+    LT_endTime: str | None = None
+    EQ_type: str | None = Field(None, description="sensor report type, e.g. gs1:Temperature")
+    EQ_deviceID: str | None = None
+    EQ_dataProcessingMethod: str | None = None
+    EQ_microorganism: str | None = None
+    EQ_chemicalSubstance: str | None = None
+    EQ_bizRules: str | None = None
+    EQ_stringValue: str | None = None
+    EQ_hexBinaryValue: str | None = None
+    EQ_uriValue: str | None = None
+    EQ_booleanValue: str | None = None
     orderBy: Literal["eventTime", "recordTime"] | None = None
     orderDirection: Literal["ASC", "DESC"] | None = None
     perPage: int | None = Field(None, ge=1, le=1000, description="events per page (30)")
     nextPageToken: str | None = Field(None, max_length=4096)
-
-
-def _query_response(svc: Services, query: EventQuery, request: Request) -> Response:
-    from fastapi.responses import JSONResponse
-
-    items, token = run_query(svc.index, query)
-    headers = dict(EPCIS_HEADERS)
-    if token:
-        headers["Link"] = (
-            f'<{request.url.path}?nextPageToken={token}&perPage={query.per_page}>; rel="next"'
-        )
-    return JSONResponse(query_document(items), headers=headers)
 
 
 @router.get(
@@ -377,19 +402,21 @@ def _query_response(svc: Services, query: EventQuery, request: Request) -> Respo
 )
 async def query_events(
     svc: Svc,
+    who: Reading,
     request: Request,
     params: Annotated[EventQueryParams, Query()],
 ) -> Response:
     """Events matching every filter given, as an EPCISQueryDocument, in ledger order
     unless `orderBy` says otherwise. Each event carries its recordTime (its block's
     time) and `parktrace:ledger` (transaction id, height, log index) for receipts.
-    More pages: follow the `Link: rel="next"` header."""
+    More pages: follow the `Link: rel="next"` header (a token works on every node).
+    Members only (signed like /capture), each seeing what the read rule allows."""
     values = {
         k: v if isinstance(v, str) else str(v)
         for k, v in params.model_dump(exclude_none=True).items()
     }
     query = EventQuery.from_params(values)
-    return await anyio.to_thread.run_sync(_query_response, svc, query, request)
+    return await query_response(svc, request, query, who.scope)
 
 
 @router.get(
@@ -402,17 +429,22 @@ async def query_events(
 )
 async def event_by_id(
     svc: Svc,
+    who: Reading,
     request: Request,
     eventID: str = Path(max_length=1024),
 ) -> Response:
+    """The event, and an error declaration of it if one is recorded (which repeats its
+    eventID and names the corrective events)."""
+    fmt = negotiate(request)
     query = EventQuery({"EQ_eventID": [eventID]}, per_page=100)
-    items, _ = await anyio.to_thread.run_sync(run_query, svc.index, query)
+    items, _ = await anyio.to_thread.run_sync(run_query, svc.index, query, who.scope)
     if not items:
-        raise ApiError("not_found", f"no event {eventID!r} is recorded")
+        raise ApiError("not_found", f"no event {eventID!r} you may read is recorded")
+    document = spelled(svc, fmt, query_document(items))
     return Response(
-        content=json.dumps(query_document(items), ensure_ascii=False),
+        content=json.dumps(document, ensure_ascii=False),
         media_type="application/json",
-        headers=EPCIS_HEADERS,
+        headers={**EPCIS_HEADERS, "GS1-EPC-Format": fmt},
     )
 
 

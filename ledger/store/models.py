@@ -88,3 +88,16 @@ class SeenSignatureRow(Base):
     __tablename__ = "seen_signatures"
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     expires: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class LocalRecordRow(Base):
+    """A node-local record the API keeps beside the chain (not part of it): a named query or
+    a subscription, with the ledger position its subscriber has acknowledged."""
+
+    __tablename__ = "local_records"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(Text)
+    #: log index of the last item acknowledged (-1: none yet)
+    position: Mapped[int] = mapped_column(BigInteger)

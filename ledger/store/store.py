@@ -165,11 +165,29 @@ class Store:
         return cfg
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent), all or nothing.
+
+        On SQLite the driver commits DDL as it goes (it opens transactions only before
+        DML), so a crash in a new node's first moments left some tables and no stamp, and
+        every later start failed on "table ... already exists". There the migration runs
+        in a transaction of its own making: the driver's autocommit and one explicit
+        BEGIN IMMEDIATE, as SQLAlchemy's pysqlite notes advise."""
         cfg = self._alembic_config()
-        with self.engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+            return
+        with self.engine.connect() as plain:
+            connection = plain.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
 
     def _check_schema(self) -> None:
         head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()

@@ -21,6 +21,10 @@ class Config:
     timeout_prevote_delta: float = 0.5
     timeout_precommit: float = 1.0
     timeout_precommit_delta: float = 0.5
+    #: How far (seconds) a fresh proposal's time may be ahead of the host's clock for the
+    #: host to prevote it (proposer-based timestamps): the most a fast clock can carry the
+    #: chain's time ahead of the honest validators' clocks.
+    max_time_ahead: float = 5.0
     #: Messages more rounds ahead than this are dropped outright.
     max_round_ahead: int = 1000
     #: Distinct proposals kept per round (an honest proposer sends one).

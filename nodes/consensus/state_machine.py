@@ -4,11 +4,12 @@
 The host drives it, like etcd's raft package: it calls `start`, `on_message`, `on_timeout`,
 `on_proposal_value` and `new_height`, and each call returns a list of actions. There are no
 sockets, clocks, threads, randomness or storage in here; time reaches the machine only as the
-timeouts the host hands back.
+timeouts the host hands back and its verdict on whether a proposal is timely.
 
 Rules (line numbers of Algorithm 1), each a method below:
   StartRound (11)                     `_start_round`
   prevote a proposal (22, 28)         `_rule_prevote`      with the lock rule `_may_prevote`
+                                      and, on line 22, `timely` (proposer-based timestamps)
   lock and valid value (36)           `_rule_lock`
   precommit nil on nil quorum (44)    `_rule_nil_precommit`
   timeouts on any quorum (34, 47)     `_rule_prevote_timeout`, `_rule_precommit_timeout`
@@ -41,8 +42,12 @@ Action contract. The host executes the actions of one call in order, and:
 
 Validity of a block is `valid(block) -> reason | None`, a pure predicate from the host (chain
 rules, transactions) that must give every honest node the same verdict; the machine adds the
-evidence rules on top. Every accepted proposal, vote and certificate is signature-checked;
-anything malformed, foreign, absurd or unverifiable is dropped and counted in `dropped`.
+evidence rules on top. `timely(block) -> reason | None` is the host's other predicate: is a
+fresh proposal's time close enough to the host's clock (proposer-based timestamps)? It is
+not a rule of validity, since honest clocks differ, and it is asked only before prevoting a
+proposal without a proof of lock. Every accepted proposal, vote and certificate is
+signature-checked; anything malformed, foreign, absurd or unverifiable is dropped and
+counted in `dropped`.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ class ConsensusState:
         validator_id: str | None,
         key: Signer | None,
         valid: Validity,
+        timely: Validity = lambda _block: None,
         config: Config | None = None,
         evidence_committed: Callable[[str], bool] = _never,
         sign_state: SignState | None = None,
@@ -103,6 +109,7 @@ class ConsensusState:
         self.validator_id = validator_id
         self.key = key
         self.host_valid = valid
+        self.host_timely = timely
         self.evidence_committed = evidence_committed
         self.dropped: Counter[str] = Counter()
         #: times the algorithm asked to sign a second, different vote and the guard refused.
@@ -560,6 +567,11 @@ class ConsensusState:
             ):
                 continue  # line 28 needs the proof of lock first
             ok = self._may_prevote(block, pol_round) and self._valid(block) is None
+            # Line 22 as proposer-based timestamps amend it: a fresh proposal must also be
+            # timely, so that one fast clock cannot carry the chain's time ahead. A value
+            # re-proposed with a proof of lock (line 28) was judged timely by 2f+1 already.
+            if ok and pol_round == -1:
+                ok = self.host_timely(block) is None
             return self._vote_and_step("prevote", block.hash if ok else None)
         return None
 

@@ -96,6 +96,17 @@ membership_txs = Table(
     Column("certificates", Text, nullable=False),  # fingerprints it adds, JSON list
 )
 Index("ix_api_event_identifiers_log", identifiers.c.log_index)
+#: Who an event names as a party (its sources and destinations), by canonical key: what a
+#: member may read beyond its own events (traceability.epcis.visibility).
+parties = Table(
+    "api_event_parties",
+    metadata,
+    Column("party", String(1024), primary_key=True),
+    Column("log_index", BigInteger, primary_key=True, autoincrement=False),
+)
+#: What a kept index must have been built with, or it is rebuilt: the identifiers' keys
+#: and this layout (parties were added in layout 2).
+LAYOUT = f"{PRODUCT_INDEX.name};layout=2"
 
 #: Where an identifier appears in an event, by role.
 EPC_ROLES = {
@@ -241,6 +252,17 @@ def event_identifiers(event: dict[str, Any]) -> set[tuple[str, str]]:
     return {(i, r) for i, r in found if len(i) <= 1024}
 
 
+def event_parties(event: dict[str, Any]) -> set[str]:
+    """Canonical keys of the sources and destinations an event names."""
+    found = set()
+    for key, field in (("sourceList", "source"), ("destinationList", "destination")):
+        for item in _listed(event, key):
+            value = item.get(field) if isinstance(item, dict) else None
+            if isinstance(value, str):
+                found.add(canonical_identifier(value))
+    return {p for p in found if len(p) <= 1024}
+
+
 def _added_certificates(tx_type: str, payload: dict[str, Any]) -> list[str]:
     """Fingerprints of the certificates a membership change registers."""
     change = payload.get("change") if isinstance(payload, dict) else None
@@ -299,11 +321,11 @@ class EventIndex:
         the store as it follows it again."""
         with self.engine.begin() as conn:
             keyed = conn.scalar(select(meta.c.value).where(meta.c.key == "keys"))
-            if keyed == PRODUCT_INDEX.name:
+            if keyed == LAYOUT:
                 return
-            for table in (identifiers, events, membership_txs, meta):
+            for table in (identifiers, parties, events, membership_txs, meta):
                 conn.execute(table.delete())
-            _set_meta(conn, "keys", PRODUCT_INDEX.name)
+            _set_meta(conn, "keys", LAYOUT)
 
     def _stored_height(self) -> int:
         with self.engine.connect() as conn:
@@ -331,6 +353,7 @@ class EventIndex:
         event_rows: list[tuple[Any, ...]] = []
         ident_rows: list[tuple[Any, ...]] = []
         member_rows: list[tuple[Any, ...]] = []
+        party_rows: list[tuple[Any, ...]] = []
         for log_index, tx_id, tx_type, signer, payload in items:
             if tx_type in MEMBERSHIP_TYPES:
                 certificates = json.dumps(_added_certificates(tx_type, payload))
@@ -345,10 +368,12 @@ class EventIndex:
                 (log_index, tx_id, height, signer, record_time, record_us, text, *own)
             )
             ident_rows += [(i, r, log_index) for i, r in sorted(event_identifiers(event))]
+            party_rows += [(p, log_index) for p in sorted(event_parties(event))]
         with self.engine.begin() as conn:
             _insert_many(conn, events, _EVENT_COLUMNS, event_rows)
             _insert_many(conn, identifiers, ("identifier", "role", "log_index"), ident_rows)
             _insert_many(conn, membership_txs, _MEMBER_COLUMNS, member_rows)
+            _insert_many(conn, parties, ("party", "log_index"), party_rows)
             _set_meta(conn, "height", str(height))
         self._height = height
 
@@ -474,6 +499,7 @@ __all__ = [
     "events",
     "identifiers",
     "micros",
+    "parties",
     "time_micros",
     "to_indexed",
 ]

@@ -7,9 +7,17 @@ EQ_disposition, EQ_readPoint, EQ_bizLocation, EQ_transformationID, EQ_eventID;
 MATCH_epc, MATCH_parentID, MATCH_inputEPC, MATCH_outputEPC, MATCH_anyEPC,
 MATCH_epcClass, MATCH_inputEPCClass, MATCH_outputEPCClass, MATCH_anyEPCClass (exact
 identifiers; URN and Digital Link spellings of one identifier match each other);
-EXISTS_errorDeclaration; orderBy (eventTime, recordTime), orderDirection (ASC, DESC);
-perPage and nextPageToken for paging. Anything else is refused by name, never ignored:
-a typo in a filter must not silently widen the result.
+EXISTS_errorDeclaration; WD_readPoint and WD_bizLocation (this ledger holds no location
+hierarchy, so a location's descendants are itself); eventCountLimit (at most so many) and
+maxEventCount (more is an error); the event-level filters of `traceability.epcis.filters`
+(quantities, persistent dispositions, error declarations, sensor data); orderBy
+(eventTime, recordTime), orderDirection (ASC, DESC); perPage and nextPageToken for
+paging. Anything else is refused by name, never ignored: a typo in a filter must not
+silently widen the result.
+
+A nextPageToken is the query itself and the position of the last event served, encoded
+and checked on the way back in: nothing is kept on the node that minted it, and since
+every node holds the same ledger in the same order, any node continues the same page.
 """
 
 from __future__ import annotations
@@ -22,10 +30,11 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from ledger.errors import SchemaError
+from ledger.errors import TooLargeError
 from ledger.timefmt import now
 from traceability.epcis import cbv
 from traceability.epcis.context import DEFAULT_CONTEXT
+from traceability.epcis.filters import EVENT_FILTERS, QueryParameterError, predicate
 from traceability.epcis.index import (
     EventIndex,
     IndexedEvent,
@@ -60,6 +69,9 @@ _EQ_COLUMNS = {
     "EQ_bizLocation": "biz_location",
     "EQ_transformationID": "transformation_id",
     "EQ_eventID": "event_id",
+    # Without a location hierarchy in the ledger, "with descendants" is the location itself.
+    "WD_readPoint": "read_point",
+    "WD_bizLocation": "biz_location",
 }
 _TIMES = {
     "GE_eventTime": ("event_time_us", ">="),
@@ -73,16 +85,15 @@ FILTERS = (
     *_EQ_COLUMNS,
     *_MATCH_ROLES,
     "EXISTS_errorDeclaration",
+    *EVENT_FILTERS,
+    "eventCountLimit",
+    "maxEventCount",
     "orderBy",
     "orderDirection",
 )
 PARAMETERS = (*FILTERS, "perPage", "nextPageToken")
-
-
-class QueryParameterError(SchemaError):
-    """An EPCIS query parameter this node does not understand or a value it cannot use."""
-
-    code = "invalid_query"
+#: Rows read back at a time when event-level filters leave some out.
+SCAN_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -102,12 +113,17 @@ class EventQuery:
         per_page = _per_page(params.get("perPage"))
         token = params.get("nextPageToken")
         if token is not None:
-            filters, after = _decode_token(token)
+            filters, after = decode_token(token)
             return cls(filters, per_page, after)
         filters = {k: _values(k, v) for k, v in params.items() if k in FILTERS}
         query = cls(filters, per_page)
         query.statement()  # every value checked now, before anything runs
+        predicate(filters)
         return query
+
+    def limits(self) -> tuple[int | None, int | None]:
+        """(eventCountLimit, maxEventCount), each None when not given."""
+        return _count(self.filters, "eventCountLimit"), _count(self.filters, "maxEventCount")
 
     # -- SQL ---------------------------------------------------------------------------
     def _order(self) -> tuple[Any, bool]:
@@ -122,8 +138,10 @@ class EventQuery:
         column = events.c.event_time_us if by == "eventTime" else events.c.log_index
         return column, direction == "DESC"
 
-    def statement(self) -> Any:
-        conditions = []
+    def statement(self, scope: Any = None, limit: int | None = None) -> Any:
+        """The SQL of this page: `scope` further limits what the caller may see; `limit`
+        rows at most (default: one page and one more, to know there is a next page)."""
+        conditions = [] if scope is None else [scope]
         for name, values in self.filters.items():
             if name == "eventType":
                 bad = [v for v in values if v not in EVENT_TYPES]
@@ -150,6 +168,8 @@ class EventQuery:
                 conditions.append(events.c.log_index.in_(matching))
             elif name == "EXISTS_errorDeclaration":
                 conditions.append(events.c.error_declaration.is_(True))
+            elif name in ("eventCountLimit", "maxEventCount"):
+                _count(self.filters, name)
         column, descending = self._order()
         if self.after is not None:
             key, log_index = self.after
@@ -165,11 +185,16 @@ class EventQuery:
                 )
         ties = events.c.log_index
         order = [column.desc(), ties.desc()] if descending else [column, ties]
-        return select(events).where(*conditions).order_by(*order).limit(self.per_page + 1)
+        rows = self.per_page + 1 if limit is None else limit
+        return select(events).where(*conditions).order_by(*order).limit(rows)
 
     def sort_key(self, row: Any) -> int:
         column, _ = self._order()
         return row.event_time_us if column is events.c.event_time_us else row.log_index
+
+    def after_row(self, row: Any) -> EventQuery:
+        """The same query, continuing after `row`."""
+        return EventQuery(self.filters, self.per_page, (self.sort_key(row), row.log_index))
 
     def next_token(self, last: Any) -> str:
         data = {"filters": self.filters, "after": [self.sort_key(last), last.log_index]}
@@ -186,6 +211,15 @@ def _per_page(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_PER_PAGE:
         raise QueryParameterError(f"perPage: expected a whole number from 1 to {MAX_PER_PAGE}")
     return int(value)
+
+
+def _count(filters: dict[str, list[str]], name: str) -> int | None:
+    values = filters.get(name)
+    if values is None:
+        return None
+    if len(values) != 1 or not values[0].isdigit() or int(values[0]) < 1:
+        raise QueryParameterError(f"{name}: expected one whole number of at least 1")
+    return int(values[0])
 
 
 def _values(name: str, text: str) -> list[str]:
@@ -207,7 +241,7 @@ def _eq(name: str, values: list[str]) -> list[str]:
     return values
 
 
-def _decode_token(token: str) -> tuple[dict[str, list[str]], tuple[int, int]]:
+def decode_token(token: str) -> tuple[dict[str, list[str]], tuple[int, int]]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
@@ -221,16 +255,55 @@ def _decode_token(token: str) -> tuple[dict[str, list[str]], tuple[int, int]]:
         if not isinstance(key, int) or not isinstance(log_index, int):
             raise ValueError("bad position")
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise QueryParameterError("nextPageToken: not a token this node issued") from exc
+        raise QueryParameterError("nextPageToken: not a page token of this ledger") from exc
     return filters, (key, log_index)
 
 
-def run_query(index: EventIndex, query: EventQuery) -> tuple[list[IndexedEvent], str | None]:
-    """One page of events and the token of the next page (None on the last page)."""
+def _matching(
+    index: EventIndex, query: EventQuery, scope: Any, wanted: int
+) -> tuple[list[Any], bool]:
+    """Up to `wanted` rows in query order, and whether more follow. Event-level filters are
+    judged on each row read back, in batches, so a page is full whatever they leave out."""
+    test = predicate(query.filters)
+    if test is None:
+        rows = index.run(query.statement(scope, wanted + 1))
+        return rows[:wanted], len(rows) > wanted
+    found: list[Any] = []
+    batch = max(SCAN_BATCH, wanted + 1)
+    while True:
+        rows = index.run(query.statement(scope, batch))
+        for row in rows:
+            if test(json.loads(row.event)):
+                if len(found) == wanted:
+                    return found, True
+                found.append(row)
+        if len(rows) < batch:
+            return found, False
+        query = query.after_row(rows[-1])
+
+
+def run_query(
+    index: EventIndex, query: EventQuery, scope: Any = None
+) -> tuple[list[IndexedEvent], str | None]:
+    """One page of events and the token of the next page (None on the last page). `scope`:
+    an SQL condition on `events` limiting what the caller may see (None: everything)."""
     from traceability.epcis.index import to_indexed
 
-    rows = index.run(query.statement())
-    page, more = rows[: query.per_page], len(rows) > query.per_page
+    count_limit, max_count = query.limits()
+    if max_count is not None and query.after is None:
+        _, more = _matching(index, EventQuery(query.filters, max_count), scope, max_count)
+        if more:
+            raise TooLargeError(
+                f"maxEventCount: more than {max_count} events match; narrow the query "
+                "[epcisException:QueryTooLargeException]"
+            )
+    wanted = query.per_page if count_limit is None else min(query.per_page, count_limit)
+    page, more = _matching(index, query, scope, wanted)
+    if count_limit is not None:
+        # eventCountLimit counts across pages: the next token carries what is left.
+        left = count_limit - len(page)
+        more = more and left > 0
+        query = EventQuery({**query.filters, "eventCountLimit": [str(left)]}, query.per_page)
     token = query.next_token(page[-1]) if more and page else None
     return [to_indexed(r) for r in page], token
 
