@@ -4,15 +4,15 @@ sum over an index range, bounded by height, so admission stays an index lookup. 
 with each block from what the domain's rules derived of it; chains from before have no
 rule set that keeps totals, so the table starts empty and stays consistent for them.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
