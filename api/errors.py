@@ -35,6 +35,7 @@ STATUS_BY_CODE = {
     "unauthenticated": 401,
     "not_permitted": 403,
     "recalled": 403,
+    "rule_violation": 403,
     "bad_identity": 403,
     "bad_signature": 403,
     "wrong_domain": 403,

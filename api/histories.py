@@ -10,6 +10,10 @@ events of its journey, every one signed by the organisation that would record it
     mask         production batch → serial codes → masks into boxes → boxes into a
                  carton → quality inspection → shipping → pharmacy
 
+On a chain with the park's trust rules (genesis `rules`), each producer first registers
+the plots its harvests name (`plot.register`, approved by the park committee), and every
+event then passes the origin, mass-balance, sequence and cold-chain rules.
+
 `build_histories` commits one transaction a block through a `DevChain`, so block heights
 are fixed by the order below and every value is deterministic for a given consortium.
 Events carry a few `pt:` extensions the consumer page reads (see docs/codes.md):
@@ -38,6 +42,7 @@ from traceability.codes.digital_link import DigitalLink, build
 from traceability.codes.gtin import check_digit
 from traceability.codes.sealing import ResolverPublicKey
 from traceability.epcis.records import check_payload
+from traceability.trust import PLOT_TX_TYPE
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 PT_NAMESPACE = "https://ns.parktrace.example/epcis/"
@@ -112,6 +117,8 @@ class Case:
     codes: list[DigitalLink]
     steps: list[Step] = field(default_factory=list)
     regions: tuple[str, ...] = ()
+    #: the plot registrations of the case (on a chain with trust rules)
+    plots: list[Step] = field(default_factory=list)
 
     @property
     def code(self) -> DigitalLink:
@@ -190,6 +197,23 @@ class Recorder:
         codes = [code for _, code in batch.codes(serial_key, 0, count)]
         return Case(name, batch, key, codes)
 
+    def register_plot(self, case: Case, org: str, plot: dict[str, Any], at: str) -> None:
+        """Register `plot` for `org`, approved by the park committee, if the chain has
+        trust rules (a chain without them has no plots)."""
+        if self.park.genesis.rules is None:
+            return
+        moment = datetime.fromisoformat(at)
+        change = {"plot": plot}
+        approvals = [self.park.approval("park-committee", PLOT_TX_TYPE, change)]
+        tx = self.park.sign_tx(
+            org,
+            PLOT_TX_TYPE,
+            {"change": change, "approvals": approvals},
+            format_time(max(moment, parse_time(self.chain.state.head_time))),
+            nonce=self._secret(f"nonce/{case.name}/plot/{plot['id']}", 16),
+        )
+        case.plots.append(self._commit(Step(f"plot {plot['id']}", org, tx), moment))
+
     def record_batch(self, case: Case, org: str, at: str) -> Step:
         moment = datetime.fromisoformat(at)
         tx = self.park.sign_tx(
@@ -224,6 +248,25 @@ def _orange(r: Recorder, keys: Sequence[ResolverPublicKey], host: str, boxes: in
     box_ids = [c.instance_id for c in case.codes]
     pallet = sscc("0690123", 4000000017)
     plot, packhouse = sgln("0690123", 107), sgln("0690123", 201)
+    for plot_id, location, centre, area in (
+        ("P07", plot, [115.45, 24.95], 8.0),
+        ("P11", "urn:epc:id:sgln:6901234.00011.0", [115.40, 25.20], 3.0),  # the tour's
+    ):
+        r.register_plot(
+            case,
+            "gannan-orchard-coop",
+            {
+                "id": plot_id,
+                "gln": location,
+                "crop": "navel-orange-fresh",
+                "gi_zone": "gannan-navel-orange",
+                "area_ha": area,
+                "yield_kg_per_ha": 3000,
+                "centre": centre,
+                "radius_m": 200,
+            },
+            "2026-03-01T09:00:00+08:00",
+        )
     r.event(
         case,
         "plot",
@@ -415,6 +458,25 @@ def _notoginseng(r: Recorder, keys: Sequence[ResolverPublicKey], host: str, jars
         {"en": "Wenshan notoginseng powder, 100 g jar", "zh": "文山三七粉 100克罐装"},
     )
     farm = lang("Wenshan Maguan notoginseng base", "文山马关三七种植基地")
+    for key, plot_no, centre, area in (
+        ("A", 12, [104.40, 23.02], 0.6),
+        ("B", 4, [104.36, 23.06], 0.5),
+    ):
+        r.register_plot(
+            case,
+            "wenshan-growers",
+            {
+                "id": f"{key}{plot_no:02d}",
+                "gln": sgln("0690456", plot_no),
+                "crop": "notoginseng-root-fresh",
+                "gi_zone": "wenshan-notoginseng",
+                "area_ha": area,
+                "yield_kg_per_ha": 1500,
+                "centre": centre,
+                "radius_m": 60,
+            },
+            "2023-10-01T09:00:00+08:00",
+        )
     for key, plot_no in (("A", 12), ("B", 4)):
         plot = sgln("0690456", plot_no)
         r.event(

@@ -32,6 +32,7 @@ from devtools import compose_bundle
 from ledger.consortium import SAMPLE_CONFIG, ConsortiumConfig, build_consortium
 from ledger.errors import LedgerError
 from nodes.config import BlockConfig, render
+from traceability.trust import park_rules
 
 
 class ClusterError(LedgerError):
@@ -134,6 +135,7 @@ def consortium_config(nodes: int) -> ConsortiumConfig:
         if not org["validators"]:
             org["roles"] = [r for r in org["roles"] if r != "validator"] or ["retailer"]
             del org["validators"]
+    data["rules"] = park_rules()  # the park's trust rules: GI zones, product classes
     return ConsortiumConfig.from_dict(data)
 
 

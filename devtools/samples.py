@@ -3,11 +3,21 @@ events from the park's three cases, each signed by an organisation allowed to re
 
 from __future__ import annotations
 
+import functools
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.consortium import Consortium
+from ledger.consortium import (
+    SAMPLE_CONFIG,
+    SAMPLE_SEED,
+    Consortium,
+    ConsortiumConfig,
+    build_consortium,
+)
 from ledger.tx import Transaction
+from traceability.trust import park_rules
 
 #: (organisation, bizStep, GS1 company prefix + item reference, product note)
 CASES = (
@@ -56,3 +66,11 @@ def sample_event_tx(consortium: Consortium, i: int, timestamp: str | None = None
     org, payload = sample_event(i)
     stamp = timestamp or f"2026-11-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000Z"
     return consortium.sign_tx(org, "epcis.event", payload, stamp, nonce=i.to_bytes(16, "big"))
+
+
+@functools.lru_cache(maxsize=4)
+def ruled_consortium(now: datetime | None = None) -> Consortium:
+    """The sample consortium (seeded keys) with the park's trust rules in its genesis, as
+    `parktrace cluster` and the demo build it."""
+    config = replace(ConsortiumConfig.load(SAMPLE_CONFIG), rules=park_rules())
+    return build_consortium(config, now or datetime.now(UTC) - timedelta(seconds=1), SAMPLE_SEED)

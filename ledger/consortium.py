@@ -121,6 +121,8 @@ class ConsortiumConfig:
     policy: Policy
     approval: ApprovalRule
     text: str = field(default="", compare=False)
+    #: `[rules]`: the domain's rule set, carried into genesis as it is (optional).
+    rules: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> ConsortiumConfig:
@@ -141,7 +143,15 @@ class ConsortiumConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConsortiumConfig:
-        top = ("chain_id", "ca", "certificates", "membership_approval", "policy", "organizations")
+        top = (
+            "chain_id",
+            "ca",
+            "certificates",
+            "membership_approval",
+            "policy",
+            "organizations",
+            "rules",
+        )
         _table(data, top, ("chain_id", "membership_approval", "policy", "organizations"), "config")
         ca_keys = ("common_name", "organization", "validity_days")
         ca = _table(data.get("ca", {}), ca_keys, (), "[ca]")
@@ -161,6 +171,7 @@ class ConsortiumConfig:
             organizations=parsed,
             policy=Policy.from_json(data["policy"]),
             approval=ApprovalRule.from_json(data["membership_approval"], "membership_approval"),
+            rules=_rules(data.get("rules")),
         )
         config._check()
         return config
@@ -185,6 +196,12 @@ class ConsortiumConfig:
             raise ConfigError(f"membership_approval.of: unknown organisation(s) {unknown}")
         if self.cert_days > self.ca_days:
             raise ConfigError("certificates.validity_days exceeds the CA's validity_days")
+
+
+def _rules(data: Any) -> dict[str, Any] | None:
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError("[rules]: expected a table (the domain's rule set)")
+    return data
 
 
 def _org_config(data: Any, index: int) -> OrgConfig:
@@ -336,6 +353,7 @@ def build_consortium(
             "validators": validators_json,
             "policy": config.policy.to_json(),
             "membership_approval": config.approval.to_json(),
+            **({"rules": config.rules} if config.rules is not None else {}),
         }
     )
     return Consortium(

@@ -7,7 +7,12 @@
                         "gs1_prefixes": [...]}],          gs1_prefixes: optional
      "validators": [{"id", "org", "public_key": {"scheme", "key"}, "certificate": PEM}],
      "policy": {"transactions": {...}, "biz_steps": {...}, "unlisted_biz_steps": [...]},
-     "membership_approval": {"m": 1, "of": ["<org id or certificate fingerprint>", ...]}}
+     "membership_approval": {"m": 1, "of": ["<org id or certificate fingerprint>", ...]},
+     "rules": {...}}                                     optional: the domain's rule set
+
+`rules` is the domain's business rule set and its parameters (traceability.trust reads
+it); the chain only carries it, so that every node judges by the same version, and
+hashes it with the rest. A genesis without it has none (and hashes as before).
 
 Parsing is strict (no missing or unknown fields) and checks every certificate against the
 CA and its organisation, so a genesis that loads is one the chain can run on. Its hash is
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,8 @@ GENESIS_FIELDS = (
     "policy",
     "membership_approval",
 )
+#: Optional fields: left out of the document (and so of its hash) when absent.
+GENESIS_OPTIONAL = ("rules",)
 _CHAIN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_GENESIS_BYTES = 4 * 1024 * 1024
 
@@ -63,11 +70,17 @@ class Genesis:
     validators: tuple[tuple[Validator, Credential], ...]
     policy: Policy
     approval: ApprovalRule
+    #: The domain's rule set (opaque to the chain), or None.
+    rules: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, data: Any) -> Genesis:
         """Strictly parse and check a genesis document; errors name the field."""
-        doc = require_keys(data, GENESIS_FIELDS, "genesis")
+        present = tuple(k for k in GENESIS_OPTIONAL if isinstance(data, dict) and k in data)
+        doc = require_keys(data, GENESIS_FIELDS + present, "genesis")
+        rules = doc.get("rules")
+        if "rules" in doc and not isinstance(rules, dict):
+            raise SchemaError("genesis.rules: expected an object (the domain's rule set)")
         if type(doc["version"]) is not int or doc["version"] != VERSION:
             raise SchemaError(f"genesis.version: expected {VERSION}, got {doc['version']!r}")
         chain_id = doc["chain_id"]
@@ -96,6 +109,7 @@ class Genesis:
             ),
             Policy.from_json(doc["policy"]),
             ApprovalRule.from_json(doc["membership_approval"], "genesis.membership_approval"),
+            rules,
         )
         genesis.membership()  # every certificate, role and approver checked now
         return genesis
@@ -122,6 +136,7 @@ class Genesis:
             "validators": [validator_entry_json(v, cred) for v, cred in self.validators],
             "policy": self.policy.to_json(),
             "membership_approval": self.approval.to_json(),
+            **({"rules": self.rules} if self.rules is not None else {}),
         }
 
     def write(self, path: str | Path) -> None:

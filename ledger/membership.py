@@ -311,6 +311,17 @@ class Membership:
             self._check_approvals(tx, signer, height, at)
         return signer
 
+    def check_approved(
+        self, tx: Transaction, height: int, time: str | datetime, rule: ApprovalRule
+    ) -> None:
+        """Raise unless `tx` (payload {"change", "approvals"}) carries the approvals `rule`
+        asks for: the M-of-N check of membership changes, for other governed changes (the
+        domain's plot registrations and rule sets) under their own rule."""
+        require_keys(tx.payload, ("change", "approvals"), "payload")
+        at = _at(time)
+        signer = self._usable(tx.signer, height, at, "signer")
+        self._check_approvals(tx, signer, height, at, rule)
+
     def _policy_type(self, tx_type: str) -> str:
         """The write-policy entry that governs `tx_type`. A policy written before prefix
         changes existed lets whoever may add an organisation change its prefixes."""
@@ -371,7 +382,14 @@ class Membership:
             check_issued_by(member.credential, self.ca)
             checked.add(member.fingerprint)
 
-    def _check_approvals(self, tx: Transaction, signer: Member, height: int, at: datetime) -> None:
+    def _check_approvals(
+        self,
+        tx: Transaction,
+        signer: Member,
+        height: int,
+        at: datetime,
+        rule: ApprovalRule | None = None,
+    ) -> None:
         approvals = tx.payload["approvals"]
         if not isinstance(approvals, list):
             raise SchemaError("payload.approvals: expected a list")
@@ -401,7 +419,7 @@ class Membership:
                     f"for this {tx.type} change"
                 )
             approvers.append(member)
-        rule = self.approval
+        rule = rule or self.approval
         met = [e for e in rule.of if any(rule.matches(e, a) for a in approvers)]
         if len(met) < rule.m:
             raise NotPermittedError(

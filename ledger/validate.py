@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .errors import DuplicateError, LedgerError
 from .membership import Membership
+from .tallies import Tally
 from .tx import Transaction
 
 #: Given candidate ids, the ones already committed on the chain.
@@ -30,13 +31,18 @@ class BlockRules(Protocol):
     def result(self) -> DomainRules:
         """The domain's state after the block."""
 
+    def tallies(self) -> list[Tally]:
+        """The running-total rows the block's transactions add (ledger.tallies), which
+        the store writes with the block and the verifier compares with what it stored."""
+
 
 class DomainRules(Protocol):
     """The domain's state after some block: an immutable value, like `Membership`.
     The node builds it (traceability.validity); the ledger only threads it through."""
 
-    def begin(self, height: int) -> BlockRules:
-        """Start judging block `height` (never changes this value)."""
+    def begin(self, height: int, time: str | None = None) -> BlockRules:
+        """Start judging block `height`, stamped `time` when known (a proposal, a stored
+        block; admission passes the node's clock). Never changes this value."""
 
 
 @dataclass(frozen=True)

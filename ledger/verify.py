@@ -25,6 +25,7 @@ from .evidence import check_evidence
 from .genesis import Genesis
 from .membership import Membership
 from .store import RawBlock, Store
+from .tallies import Tally
 from .tx import Transaction
 from .validate import DomainRules, check_txs
 
@@ -193,7 +194,7 @@ def verify_store(
                     raise LedgerError(f"evidence {key} was already committed")
                 evidence_keys.add(key)
             # Ids are unique by the store's primary key and each equals its body's hash.
-            pending = domain.begin(height) if domain is not None else None
+            pending = domain.begin(height, block.header.time) if domain is not None else None
             membership = check_txs(
                 block.txs,
                 membership,
@@ -204,6 +205,8 @@ def verify_store(
             )
             if check_indexes:
                 _check_indexes(store, block, nodes)
+                if pending is not None:
+                    _check_tallies(store, block, pending.tallies())
         except LedgerError as exc:
             report.problem = Problem(height, exc.message if hasattr(exc, "message") else str(exc))
             break
@@ -245,6 +248,15 @@ def restore_chain(store: Store, genesis: Genesis, *, rules: RulesFactory | None 
 
 def _none_known(_ids: list[str]) -> set[str]:
     return set()
+
+
+def _check_tallies(store: Store, block: Block, tallies: list[Tally]) -> None:
+    """The stored running totals of a block are the ones the rules' replay derives."""
+    first = block.header.log_size - len(block.txs)
+    expected = {(key, first + pos, amount) for pos, key, amount in tallies}
+    stored = store.tally_rows(first, block.header.log_size - 1) if block.txs else []
+    if set(stored) != expected or len(stored) != len(expected):
+        raise LedgerError("stored running totals differ from the ones the block's rules derive")
 
 
 def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes]]) -> None:

@@ -42,7 +42,7 @@ class DevChain:
         self.last_commit: CommitCertificate | None = None
         #: The domain rules (traceability.validity); without a store there is no history
         #: for a recall to trace.
-        self.rules: TraceRules = trace_rules(store)
+        self.rules: TraceRules = trace_rules(store, genesis)
         self.seen: set[str] = set()
         self.known: Callable[[list[str]], set[str]] = (
             store.known_tx_ids if store is not None else (lambda ids: self.seen & set(ids))
@@ -84,7 +84,7 @@ class DevChain:
     def commit_block(self, txs: list[Transaction], time: str | None = None) -> Block:
         height = self.state.height + 1
         time = time or self.next_time()
-        rules = self.rules.begin(height)
+        rules = self.rules.begin(height, time)
         membership = check_txs(
             txs, self.membership, height=height, time=time, known=self.known, rules=rules
         )
@@ -99,7 +99,7 @@ class DevChain:
         nodes = check_next(self.state, block)
         commit = self.certify(block)
         if self.store is not None:
-            self.store.save_block(block, commit, nodes)
+            self.store.save_block(block, commit, nodes, rules.tallies())
         self.seen.update(tx.id for tx in txs)
         self.membership = membership
         self.rules = rules.result()

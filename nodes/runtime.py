@@ -360,7 +360,7 @@ class Node(NodeCore):
             return f"block is for height {block.height}, the chain is at {self.state.height}"
         try:
             nodes = check_next(self.state, block)
-            rules = self.rules.begin(block.height)
+            rules = self.rules.begin(block.height, block.header.time)
             membership = check_txs(
                 block.txs,
                 self.membership,
@@ -423,7 +423,7 @@ class Node(NodeCore):
             height=request.height,
             time=time,
             known=self.store.known_tx_ids,
-            rules=self.rules.begin(request.height),
+            rules=self.rules.begin(request.height, time),
         )
         self.rejected(rejected)
         evidence = list(self.pending_evidence.values())[: self.config.consensus.max_block_evidence]
@@ -447,7 +447,13 @@ class Node(NodeCore):
                     f"a quorum committed block {block.height} we find invalid: {problem}"
                 )
             validated = self._validated[block.hash]
-        await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
+        await asyncio.to_thread(
+            self.store.save_block,
+            block,
+            certificate,
+            validated.log_nodes,
+            validated.rules.block_tallies,
+        )
         self._advance(block, certificate, validated.membership, validated.rules)
 
     def _advance(
@@ -527,7 +533,13 @@ class Node(NodeCore):
                 log.warning("peer %s sent block %d that fails: %s", peer, block.height, problem)
                 return
             validated = self._validated[block.hash]
-            await asyncio.to_thread(self.store.save_block, block, certificate, validated.log_nodes)
+            await asyncio.to_thread(
+                self.store.save_block,
+                block,
+                certificate,
+                validated.log_nodes,
+                validated.rules.block_tallies,
+            )
             self._advance(block, certificate, validated.membership, validated.rules)
             self.metrics.synced_blocks.inc()
             applied += 1

@@ -24,6 +24,7 @@ from ledger.errors import DuplicateError, LedgerError
 from ledger.genesis import Genesis
 from ledger.membership import Membership
 from ledger.store import Store
+from ledger.timefmt import format_time
 from ledger.tx import Transaction
 from ledger.validate import Rejected
 from traceability.validity import TraceRules, trace_rules
@@ -124,8 +125,9 @@ class NodeCore:
     def check(self, tx: Transaction) -> None:
         """Raise why `tx` could not come next on the chain as it is: the block rule itself
         (chain and domain), as a proposal holding it alone would be judged."""
-        self.membership.check_tx(tx, self.height + 1, datetime.now(UTC))
-        self.rules.begin(self.height + 1).check(tx, self.membership)
+        at = datetime.now(UTC)
+        self.membership.check_tx(tx, self.height + 1, at)
+        self.rules.begin(self.height + 1, format_time(at)).check(tx, self.membership)
 
     def committed_among(self, tx_ids: Iterable[str]) -> set[str]:
         """Which of these ids (of a batch about to be submitted) the store holds."""

@@ -50,7 +50,7 @@ class SoloNode(NodeCore):
             height=height,
             time=time,
             known=self.store.known_tx_ids,
-            rules=self.chain.rules.begin(height),
+            rules=self.chain.rules.begin(height, time),
         )
         self.rejected(rejected)
         if not chosen:

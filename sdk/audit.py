@@ -115,6 +115,12 @@ class AuditClient:
     def recall_status(self, identifier: str) -> dict[str, Any]:
         return self._get("/recalls/status", identifier=identifier)
 
+    def trust(self) -> dict[str, Any]:
+        return self._get("/trust")
+
+    def trust_status(self, identifier: str) -> dict[str, Any]:
+        return self._get("/trust/status", identifier=identifier)
+
     def report_draft(self) -> dict[str, Any]:
         return self._get("/report")
 

@@ -35,7 +35,10 @@ class AdmitEverything:
     """Domain rules that judge nothing (`ledger.validate.DomainRules` and `BlockRules` at
     once): the chain's own rules, signatures and write policy, still apply."""
 
-    def begin(self, height: int) -> AdmitEverything:
+    #: the running totals a block adds: none, as nothing is judged
+    block_tallies: tuple = ()
+
+    def begin(self, height: int, time: str | None = None) -> AdmitEverything:
         return self
 
     def check(self, tx: Transaction, membership: Membership) -> None:
@@ -46,6 +49,9 @@ class AdmitEverything:
 
     def result(self) -> AdmitEverything:
         return self
+
+    def tallies(self) -> list:
+        return []
 
 
 class FaultyNode(Node):

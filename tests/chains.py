@@ -43,14 +43,14 @@ def commissioning(label: str, epc: str, **fields: Any) -> dict[str, Any]:
 def judge(chain: DevChain, txs: list[Transaction]) -> None:
     """What an honest validator runs on a proposal of `txs` for the next height."""
     assert chain.store is not None
-    height = chain.state.height + 1
+    height, time = chain.state.height + 1, chain.next_time()
     check_txs(
         txs,
         chain.membership,
         height=height,
-        time=chain.next_time(),
+        time=time,
         known=chain.store.known_tx_ids,
-        rules=chain.rules.begin(height),
+        rules=chain.rules.begin(height, time),
     )
 
 

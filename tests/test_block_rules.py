@@ -33,6 +33,8 @@ TX_TYPES = (
     "membership.set_validators",
     "membership.rotate_key",
     "membership.set_prefixes",
+    "plot.register",
+    "rules.set",
 )
 SIGNER_OF = {
     "epcis.event": "gannan-orchard-coop",

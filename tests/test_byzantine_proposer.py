@@ -27,7 +27,7 @@ from ledger.tx import Transaction
 from ledger.verify import verify_store
 from nodes.config import BlockConfig
 from nodes.devchain import DevChain
-from tests.chains import write_behind_the_nodes_back
+from tests.chains import object_event, write_behind_the_nodes_back
 from tests.localnet import FAST
 from tests.test_block_rules import event, sign
 from traceability.validity import trace_rules
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Heights at which the faulty validator must have had its invalid block refused.
-REFUSED_HEIGHTS = 3
+REFUSED_HEIGHTS = 4  # one led by each planted transaction
 
 
 def invalid_events(consortium: Consortium) -> list[Transaction]:
@@ -54,7 +54,20 @@ def invalid_events(consortium: Consortium) -> list[Transaction]:
         consortium.sign_tx("gannan-orchard-coop", "epcis.event", {"event": untimed}),
         # The payload that once halted every validator after the block was decided.
         consortium.sign_tx("gannan-orchard-coop", "codes.issue", {"event": {"epcList": 5}}),
+        # A well-formed harvest of a GI product from no registered plot: the trust rules'.
+        consortium.sign_tx("wenshan-growers", "epcis.event", {"event": unregistered_harvest()}),
     ]
+
+
+def unregistered_harvest() -> dict[str, Any]:
+    roots = "https://id.gs1.org/01/06904567000166/10/BYZ-1"
+    return object_event(
+        "byzantine: roots from nowhere",
+        action="ADD",
+        bizStep="commissioning",
+        quantityList=[{"epcClass": roots, "quantity": 500, "uom": "KGM"}],
+        readPoint={"id": "urn:epc:id:sgln:0690456.00999.0"},
+    )
 
 
 @dataclass
@@ -218,6 +231,7 @@ def test_honest_validators_refuse_the_byzantine_proposals_and_go_on(
     assert any("'FooEvent' is not an EPCIS 2.0 event type" in m for m in refusals), refusals
     assert any('"eventTime" is a required property' in m for m in refusals), refusals
     assert any("payload.event: unknown field" in m for m in refusals), refusals
+    assert any("origin rule: a harvest of notoginseng-root-fresh" in m for m in refusals)
     assert all(cluster.pid_of(world.directory, m.id) is not None for m in everyone)
 
     # Every store (the faulty node's too: it follows what the quorum decides) lacks the

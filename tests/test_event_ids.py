@@ -122,6 +122,8 @@ def test_stores_from_before_the_claims_index_are_filled_in(
     with sqlite3.connect(tmp_path / "node.db") as db:  # the schema as revision 0002 left it
         db.execute("DROP TABLE claims")
         db.execute("DROP TABLE seen_signatures")
+        db.execute("DROP TABLE tallies")
+        db.execute("DROP TABLE local_records")
         db.execute("UPDATE alembic_version SET version_num = '0002'")
     store = Store(f"sqlite:///{tmp_path / 'node.db'}")
     try:

@@ -34,7 +34,7 @@ from api.app import create_app
 from api.codes.service import CodesSettings, install
 from api.histories import Case, record_cases
 from api.services import ApiSettings
-from devtools.samples import sample_event
+from devtools.samples import ruled_consortium, sample_event
 from ledger import codec
 from ledger.consortium import Consortium
 from ledger.errors import LedgerError
@@ -50,6 +50,7 @@ from sdk.signing import Identity, sign_request
 from traceability.codes.digital_link import DigitalLink
 from traceability.codes.observations import Photo
 from traceability.codes.sealing import ResolverKey
+from traceability.trust import park_rules
 from traceability.validity import trace_rules
 
 HOST = "id.parktrace.example"
@@ -70,7 +71,9 @@ MEMBERSHIP_TYPES = (
     "membership.set_validators",
     "membership.rotate_key",
 )
-TX_TYPES = ("epcis.event", "codes.issue", "recall", "codes.scans", *MEMBERSHIP_TYPES)
+#: The trust rules' own types (traceability.trust): plot registrations and rule sets.
+TRUST_TYPES = ("plot.register", "rules.set")
+TX_TYPES = ("epcis.event", "codes.issue", "recall", "codes.scans", *MEMBERSHIP_TYPES, *TRUST_TYPES)
 #: Most identifier-like strings of one payload that are looked up everywhere.
 LOOKUPS_PER_EXAMPLE = 4
 
@@ -129,8 +132,10 @@ def _templates(park: Consortium, cases: dict[str, Case]) -> list[Template]:
     out = [
         Template(step.tx.type, step.org, step.tx.payload)
         for case in cases.values()
-        for step in case.steps
+        for step in (*case.plots, *case.steps)
     ]
+    rule_set = {"rules": {**park_rules(), "version": 2}, "from_height": 10**6}
+    out.append(Template("rules.set", REGULATOR, {"change": rule_set, "approvals": []}))
     lot = cases["notoginseng"].batch.payload()["lot"]
     out.append(Template("recall", REGULATOR, {"lot": lot, "reason": "lead above the limit"}))
     out.append(Template("codes.scans", NODE, _observations(cases["mask"].codes[0])))
@@ -196,6 +201,12 @@ def _observations(code: DigitalLink) -> dict[str, Any]:
             }
         ],
     }
+
+
+@pytest.fixture(scope="module")
+def park() -> Consortium:
+    """The park with its trust rules in genesis, so that fuzzed events meet them too."""
+    return ruled_consortium()
 
 
 @pytest.fixture(scope="module")
@@ -446,8 +457,10 @@ def _payloads(world: NodePath, tx_type: str) -> st.SearchStrategy[tuple[str, Any
 
 
 #: Examples per type: events have the most to meet after commit (index, history, resolver).
-EXAMPLES = {"epcis.event": 30, "codes.issue": 10, "recall": 10, "codes.scans": 12} | dict.fromkeys(
-    MEMBERSHIP_TYPES, 6
+EXAMPLES = (
+    {"epcis.event": 30, "codes.issue": 10, "recall": 10, "codes.scans": 12}
+    | dict.fromkeys(MEMBERSHIP_TYPES, 6)
+    | dict.fromkeys(TRUST_TYPES, 6)
 )
 
 

@@ -304,6 +304,12 @@ class RecallBlock:
         """Raise if `tx` may not come next in this block (nothing changes)."""
         _check(tx, self._affected, self._recalls)
 
+    def recall_of(self, identifier: str) -> Recall | None:
+        """The recall that makes `identifier` affected at this point of the block, if any
+        (the trust rules refuse every event on it but recall handling)."""
+        recall_id = self._affected.get(canonical_key(identifier))
+        return self._recalls[recall_id] if recall_id is not None else None
+
     def apply(self, tx: Transaction) -> None:
         """Take `tx` (already checked) into the state: a recall, or the links it carries."""
         if tx.type == RECALL_TX_TYPE:

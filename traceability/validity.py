@@ -18,6 +18,10 @@ Per transaction, in order:
 4. a code issuance is for a GTIN under a GS1 Company Prefix the signer's organisation
    holds at this height (`traceability.codes.issuance`);
 5. consumer observations are signed by a validator node (`traceability.codes.observations`).
+6. the trust rules of the rule set in force (genesis `rules`, then `rules.set`;
+   `traceability.trust`): registered plots, origin, mass balance, sequence, time and cold
+   chain, for goods of the rule set's product classes. Their running totals are the
+   block's tallies, which the store writes with it and the verifier recomputes.
 
 Code that runs after a block is decided (the store's product index, the API's event
 index, scan and recall bookkeeping) may then rely on these shapes.
@@ -30,9 +34,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ledger.errors import LedgerError, SchemaError
+from ledger.genesis import Genesis
 from ledger.membership import MEMBERSHIP_TYPES, Membership
 from ledger.policy import EPCIS_TX_TYPE
 from ledger.store import Store
+from ledger.tallies import Tally
 from ledger.tx import Transaction
 
 from .claims import BlockClaims, ClaimLookup, store_claims
@@ -53,12 +59,20 @@ from .recall import (
     parse_recall,
     store_lookup,
 )
+from .trust import TRUST_TYPES, TrustBlock, TrustState, check_trust_shape
 
 log = logging.getLogger("parktrace.rules")
 
 #: The transaction types this domain knows; a payload of any other type is refused.
 KNOWN_TYPES = frozenset(
-    {EPCIS_TX_TYPE, RECALL_TX_TYPE, CODES_TX_TYPE, SCANS_TX_TYPE, *MEMBERSHIP_TYPES}
+    {
+        EPCIS_TX_TYPE,
+        RECALL_TX_TYPE,
+        CODES_TX_TYPE,
+        SCANS_TX_TYPE,
+        *MEMBERSHIP_TYPES,
+        *TRUST_TYPES,
+    }
 )
 _SHAPE_CACHE = 200_000
 
@@ -103,6 +117,8 @@ def check_shape(tx: Transaction) -> None:
             parse_batch(tx.payload)
         elif tx.type == SCANS_TX_TYPE:
             parse_observations(tx.payload)
+        elif tx.type in TRUST_TYPES:
+            check_trust_shape(tx)
         elif tx.type not in MEMBERSHIP_TYPES:
             raise SchemaError(f"type: no rules for transaction type {tx.type!r}")
     except LedgerError:
@@ -121,19 +137,24 @@ class TraceRules:
     recalls: RecallIndex = field(default_factory=RecallIndex)
     #: the chain's eventIDs and batch ids (None: a chain without history to read)
     claims: ClaimLookup | None = None
+    #: the trust rules' versions and plots (traceability.trust)
+    trust: TrustState = field(default_factory=TrustState)
+    #: the running totals the block that led here added (what the store writes with it)
+    block_tallies: tuple[Tally, ...] = ()
 
-    def begin(self, height: int) -> TraceBlock:
-        return TraceBlock(self, height)
+    def begin(self, height: int, time: str | None = None) -> TraceBlock:
+        return TraceBlock(self, height, time)
 
 
 class TraceBlock:
     """The domain rules while block `height` is judged (`ledger.validate.BlockRules`)."""
 
-    def __init__(self, base: TraceRules, height: int) -> None:
+    def __init__(self, base: TraceRules, height: int, time: str | None = None) -> None:
         self.base = base
         self.height = height
         self.recalls: RecallBlock = base.recalls.begin(height, base.lookup)
         self.claims = BlockClaims(base.claims, height)
+        self.trust: TrustBlock = base.trust.begin(height, time)
 
     def check(self, tx: Transaction, membership: Membership) -> None:
         check_shape(tx)
@@ -144,21 +165,45 @@ class TraceBlock:
             check_issue(tx, membership, self.height, self.claims)
         elif tx.type == SCANS_TX_TYPE:
             check_scans_signer(tx, membership)
+        try:
+            self.trust.check(tx, membership, self.recalls.recall_of)
+        except LedgerError:
+            raise
+        except Exception as exc:  # as in check_shape: a rule that breaks refuses, never crashes
+            log.error("trust rule failure judging %s: %r", tx.id, exc, exc_info=True)
+            raise UnjudgeableError(f"payload: cannot be judged ({type(exc).__name__})") from exc
 
     def apply(self, tx: Transaction) -> None:
         self.recalls.apply(tx)
         self.claims.apply(tx)
+        self.trust.apply(tx)
+
+    def tallies(self) -> list[Tally]:
+        return self.trust.tallies()
 
     def result(self) -> TraceRules:
-        return TraceRules(self.base.lookup, self.recalls.result(), self.base.claims)
+        return TraceRules(
+            self.base.lookup,
+            self.recalls.result(),
+            self.base.claims,
+            self.trust.result(),
+            tuple(self.trust.tallies()),
+        )
 
 
-def trace_rules(store: Store | None) -> TraceRules:
-    """The domain rules of a chain held in `store` (None: a chain without history).
+def trace_rules(store: Store | None, genesis: Genesis | None = None) -> TraceRules:
+    """The domain rules of a chain held in `store` (None: a chain without history), whose
+    rule set is `genesis`'s (default: the genesis the store is bound to).
 
     The rules look goods up by their canonical key, so the store's product index is keyed
     by it (a store written by an earlier version is re-keyed here, once)."""
+    doc = genesis.to_json() if genesis is not None else (store.genesis_doc() if store else None)
+    rules = doc.get("rules") if doc else None
     if store is None:
-        return TraceRules()
+        return TraceRules(trust=TrustState.from_genesis(rules, None))
     store.use_index(PRODUCT_INDEX)
-    return TraceRules(store_lookup(store), claims=store_claims(store))
+    return TraceRules(
+        store_lookup(store),
+        claims=store_claims(store),
+        trust=TrustState.from_genesis(rules, store.totals),
+    )

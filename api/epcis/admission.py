@@ -122,7 +122,7 @@ class Admission:
         # The block rule over the batch in order, as one block holding it would be judged:
         # chain rules and domain rules (recalls included), each item seeing the earlier ones.
         membership = self.node.membership
-        rules = self.node.rules.begin(height)
+        rules = self.node.rules.begin(height, time)
         free = self.node.mempool.capacity - len(self.node.mempool)
         if len(items) > free:
             from nodes.mempool import MempoolFullError

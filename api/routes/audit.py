@@ -21,6 +21,7 @@ from traceability.audit.recall_status import recall_for
 from traceability.codes import scanbook
 from traceability.codes.digital_link import parse_uri
 from traceability.receipts import receipt_bytes
+from traceability.trust.origin import flags, trust_report
 
 from ..audit.access import Regulator
 from ..audit.settings import AuditSettings, audit_settings
@@ -263,6 +264,25 @@ async def recall_plan(
 async def recall_status(svc: Svc, who: Regulator, identifier: str = _identifier()) -> dict:
     info = await _run(recall_for, svc, identifier)
     return info.to_json() if info else {"recalled": False, "identifier": identifier}
+
+
+@router.get(
+    "/trust",
+    summary="Trust rules: the rule set in force, registered plots, alerts counted",
+    responses=error_responses(403),
+)
+async def trust(svc: Svc, who: Regulator) -> dict[str, Any]:
+    node = svc.node
+    return await _run(trust_report, node.rules.trust, node.store, node.height + 1)
+
+
+@router.get(
+    "/trust/status",
+    summary="Trust flags of one identifier: cold-chain readings out of range, back-dated events",
+    responses=error_responses(403),
+)
+async def trust_status(svc: Svc, who: Regulator, identifier: str = _identifier()) -> dict:
+    return await _run(flags, svc.node.store, identifier)
 
 
 def _draft(svc: Services) -> dict[str, Any]:

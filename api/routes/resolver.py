@@ -53,6 +53,7 @@ from ..codes.pages import (
 from ..codes.scans import counts_as_scan, observe
 from ..codes.service import CodesService, codes_service
 from ..codes.summary import key_steps, origin_of, proof_rows, recall_view, verdict_of
+from ..codes.trust_view import trust_view
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
 
@@ -374,6 +375,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         region_added=region_added,
         journey=journey,
         origin=origin_of(journey),
+        trust=trust_view(svc, journey),
         key_steps=key_steps(journey),
         proofs=proof_rows(journey),
         recall=recall_view(recall, link.lot),

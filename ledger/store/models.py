@@ -60,6 +60,18 @@ class ClaimRow(Base):
     )
 
 
+class TallyRow(Base):
+    """A signed amount a transaction adds to a running total (`ledger.tallies`): derived
+    by the domain's rules, checked by the verifier's replay like the other indexes."""
+
+    __tablename__ = "tallies"
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    log_index: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("transactions.log_index"), primary_key=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
 class LogNodeRow(Base):
     """Perfect-subtree hashes of the whole-ledger RFC 6962 log, for O(log n) proofs."""
 

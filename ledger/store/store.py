@@ -21,6 +21,7 @@ from ..block import Block, CommitCertificate, Header
 from ..claims import tx_claims
 from ..errors import LedgerError
 from ..identifiers import AS_SPELLED, ProductIndex
+from ..tallies import Tally
 from ..tx import Transaction
 from .models import (
     BlockRow,
@@ -29,6 +30,7 @@ from .models import (
     Meta,
     ProductRow,
     SeenSignatureRow,
+    TallyRow,
     TxRow,
 )
 
@@ -295,8 +297,10 @@ class Store:
         block: Block,
         commit: CommitCertificate,
         log_nodes: list[tuple[int, int, bytes]],
+        tallies: Collection[Tally] = (),
     ) -> None:
-        """Commit a block and everything derived from it in one database transaction."""
+        """Commit a block and everything derived from it in one database transaction.
+        `tallies`: the running-total rows the domain's rules derived from the block."""
         h = block.header
         first_index = h.log_size - len(block.txs)
         index = self._writing_index()
@@ -351,6 +355,14 @@ class Store:
                     conn.execute(insert(ProductRow.__table__), products)
                 if claims:
                     conn.execute(insert(ClaimRow.__table__), claims)
+                if tallies:
+                    conn.execute(
+                        insert(TallyRow.__table__),
+                        [
+                            {"key": key, "log_index": first_index + pos, "amount": amount}
+                            for pos, key, amount in tallies
+                        ],
+                    )
                 if log_nodes:
                     conn.execute(
                         insert(LogNodeRow.__table__),
@@ -549,6 +561,29 @@ class Store:
             finally:
                 cursor.close()
         return rows
+
+    def totals(self, keys: Collection[bytes], below_height: int | None = None) -> dict[bytes, int]:
+        """Running total of each key (ledger.tallies) over blocks below `below_height` if
+        given; keys without rows are absent."""
+        bound = below_height if below_height is not None else 2**62
+        rows = self._rows_for_keys(
+            "SELECT c.key, SUM(c.amount) FROM tallies c "
+            "JOIN transactions t ON t.log_index = c.log_index "
+            "WHERE c.key {IN} AND t.height < {P} GROUP BY c.key",
+            sorted(set(keys)),
+            bound,
+        )
+        return {bytes(key): int(total) for key, total in rows}
+
+    def tally_rows(self, start_log_index: int, end_log_index: int) -> list[tuple[bytes, int, int]]:
+        """(key, log index, amount) of the tallies of a log range (the verifier's check)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(TallyRow.key, TallyRow.log_index, TallyRow.amount).where(
+                    TallyRow.log_index.between(start_log_index, end_log_index)
+                )
+            ).all()
+        return [(bytes(r[0]), r[1], r[2]) for r in rows]
 
     def claim_rows(self, start_log_index: int, end_log_index: int) -> list[tuple[bytes, int]]:
         with self.engine.connect() as conn:  # Core: the verifier asks once per block
