@@ -23,12 +23,24 @@ from traceability.epcis.index import EventIndex
 from . import docs_pages, errors
 from .auth import RequestVerifier
 from .edge.body import BodyLimit
+from .edge.cors import ResolverCors
 from .edge.ratelimit import RateLimit
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 from .epcis.subscriptions import Subscriptions
 from .replay import StoreSeen
-from .routes import audit, chain, codes, epcis, epcis_binding, resolver, transactions
+from .routes import (
+    audit,
+    chain,
+    codes,
+    epcis,
+    epcis_binding,
+    gs1resolver,
+    places,
+    reports,
+    resolver,
+    transactions,
+)
 from .services import ApiSettings, Services
 
 if TYPE_CHECKING:
@@ -48,7 +60,10 @@ def _routers() -> list[APIRouter]:
         epcis_binding.router,
         codes.router,
         resolver.router,
+        reports.router,
+        places.router,
         audit.router,
+        gs1resolver.router,  # last: its compressed form is one path segment
     ]
 
 
@@ -117,6 +132,7 @@ def create_app(node: NodeCore, *, settings: ApiSettings | None = None) -> FastAP
     for router in _routers():
         app.include_router(router)
     # The last added runs first: a client over its rate costs nothing more.
+    app.add_middleware(ResolverCors)
     app.add_middleware(BodyLimit, limits=settings.limits)
     app.add_middleware(RateLimit, rate=settings.limits.rate, burst=settings.limits.burst)
     return app

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -20,8 +21,10 @@ from pythonjsonlogger.json import JsonFormatter
 
 from nodes.config import NodeConfig
 from nodes.runtime import Node
+from nodes.scanbatch import ScanBatcher
 from sdk.signing import Identity
 
+from .codes.service import CodesService, CodesSettings, install
 from .edge.server import EdgeServer, edge_server
 from .routes import ops
 
@@ -60,6 +63,29 @@ def capture_signers(config: NodeConfig) -> dict[str, Identity]:
     return signers
 
 
+def codes_settings(config: NodeConfig) -> CodesSettings:
+    """The resolver's settings from the environment; the outbox of consumer observations
+    not yet committed is in the node's data_dir unless PARKTRACE_SCAN_DB names another."""
+    settings = CodesSettings.from_env()
+    if settings.scan_log_url is not None:
+        return settings
+    return replace(settings, scan_log_url=f"sqlite:///{config.data_dir / 'scans-outbox.db'}")
+
+
+def scan_batcher(node: Node, codes: CodesService) -> ScanBatcher | None:
+    """What seals this validator's observations into transactions (None if genesis no
+    longer lists it as a validator: a node that cannot sign them keeps them)."""
+    if node.config.id not in node.membership.validator_certs:
+        return None
+    return ScanBatcher.for_validator(
+        node,
+        codes.outbox,
+        node.config.id,
+        node.key,
+        interval=codes.settings.scan_batch_seconds,
+    )
+
+
 def build_app(node: Node) -> FastAPI:
     from .app import create_app
     from .authorities import own_authorities
@@ -73,14 +99,16 @@ def build_app(node: Node) -> FastAPI:
     )
     app = create_app(node, settings=settings)
     app.state.node = node
+    install(app, codes_settings(config))
     app.include_router(ops.router)
     return app
 
 
 async def serve(node: Node, *, install_signals: bool = True) -> None:
     host, port = node.config.api_listen
+    app = build_app(node)
     server = edge_server(
-        build_app(node),
+        app,
         host,
         port,
         node.config.api,
@@ -97,14 +125,18 @@ async def serve(node: Node, *, install_signals: bool = True) -> None:
     node_task = asyncio.create_task(node.run(), name="node")
     api_task = asyncio.create_task(server.serve(), name="api")
     stop_task = asyncio.create_task(stop.wait(), name="signal")
+    batcher = scan_batcher(node, app.state.codes)
+    batch_task = asyncio.create_task(batcher.run(), name="scans") if batcher else None
     done, _ = await asyncio.wait({node_task, api_task, stop_task}, return_when="FIRST_COMPLETED")
     log.info("shutting down")
     server.should_exit = True
     with contextlib.suppress(Exception):
         await asyncio.wait_for(api_task, 10)
-    node_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await node_task
+    for task in (batch_task, node_task):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     stop_task.cancel()
     if node_task in done and node_task.exception() is not None:
         raise node_task.exception()  # type: ignore[misc]

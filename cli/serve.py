@@ -51,10 +51,12 @@ def serve(
     """Serve the API of a single-process node (--solo), committing blocks itself."""
     from api.app import create_app
     from api.authorities import own_authorities
+    from api.codes.service import install
     from api.edge.server import edge_server
     from api.services import ApiSettings
     from ledger.consortium import Consortium
     from ledger.store import Store
+    from nodes.scanbatch import ScanBatcher
     from nodes.solo import SoloNode
     from sdk.signing import Identity
 
@@ -74,10 +76,17 @@ def serve(
         settings = ApiSettings(
             index_url=index_db,
             capture_signers=signers,
-            background=(node.run,),
+            # the batcher is made below, once the app holds its outbox; it runs with the app
+            background=(node.run, lambda: batcher.run()),
             authorities=own_authorities((host, port), public_url or ()),
         )
         app = create_app(node, settings=settings)
+        codes = install(app)
+        validator = next(v for v in node.membership.validator_certs if v in keys)
+        interval = codes.settings.scan_batch_seconds
+        batcher = ScanBatcher.for_validator(
+            node, codes.outbox, validator, keys[validator], interval=interval
+        )
     except FileNotFoundError as exc:
         fail(f"{exc.filename} not found (is {consortium} a consortium directory?)")
     except OSError as exc:

@@ -87,6 +87,13 @@ class AuditClient:
     def evidence(self) -> dict[str, Any]:
         return self._get("/evidence")
 
+    def reports(self, code: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """Consumers' reports (举报) on the ledger, newest first."""
+        return self._get("/reports", code=code, limit=limit)
+
+    def report_photo(self, sha256: str) -> bytes:
+        return self.request("GET", f"{PREFIX}/reports/photos/{sha256}").content
+
     def evidence_detail(self, key: str) -> dict[str, Any]:
         return self._get(f"/evidence/{quote(key, safe='')}")
 

@@ -18,6 +18,12 @@ import uvicorn
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Where page tests leave their screenshots.
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+#: What a phone's browser calls itself: a headless browser's own name is a bot's, and the
+#: resolver counts no bot's visit as a scan.
+PHONE_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",

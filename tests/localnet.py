@@ -71,11 +71,12 @@ class LocalNet:
     def url(self, node_id: str) -> str:
         return self.by_id[node_id].url
 
-    def start(self, *ids: str) -> None:
-        """Start `ids` (all nodes if none) and wait until each answers /healthz."""
+    def start(self, *ids: str, env: dict[str, str] | None = None) -> None:
+        """Start `ids` (all nodes if none) and wait until each answers /healthz; `env`
+        adds to the environment the processes inherit."""
         ids = ids or tuple(self.by_id)
         for node_id in ids:
-            cluster.start(self.dir, node_id)
+            cluster.start(self.dir, node_id, env=env)
         missing = cluster.wait_ready(self.dir, [self.by_id[i] for i in ids], 60)
         assert not missing, f"never ready: {missing}; {self.log(missing[0])[-3000:]}"
 

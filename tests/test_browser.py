@@ -24,7 +24,7 @@ from nodes.devchain import DevChain
 from nodes.solo import SoloNode
 from traceability.codes.digital_link import DigitalLink
 
-from .browser import ARTIFACTS, Server, chromium_browser, needs_chromium
+from .browser import ARTIFACTS, PHONE_USER_AGENT, Server, chromium_browser, needs_chromium
 from .test_resolver import HOST, RESOLVER, Clock
 
 PHONE = {"width": 390, "height": 844}
@@ -81,6 +81,7 @@ def _phone(browser: Any, javascript: bool) -> Iterator[Any]:
         is_mobile=True,
         has_touch=True,
         java_script_enabled=javascript,
+        user_agent=PHONE_USER_AGENT,
     )
     yield context
     context.close()

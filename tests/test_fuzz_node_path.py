@@ -1,8 +1,9 @@
-"""Arbitrary payloads of every transaction type through the whole single-node path, over
-HTTP: admission (`POST /v1/transactions`), proposal and decision (the dev node's
-`produce`), the store, the event index (`/events`), product history, the regulator's
-trace and recall views, the resolver's page and JSON for every identifier-like string of
-the payload, and verification of the chain.
+"""Arbitrary payloads of every transaction type (a node's own batch of consumer
+observations included) through the whole single-node path, over HTTP: admission (`POST
+/v1/transactions`), proposal and decision (the dev node's `produce`), the store, the
+event index (`/events`), product history, the regulator's trace and recall views, the
+resolver's page and JSON for every identifier-like string of the payload, and
+verification of the chain.
 
 The node is the one `parktrace serve --solo` runs (`SoloNode` under `create_app`), over a
 store holding the park's three cases, so that fuzzed events meet real histories. It lives
@@ -15,6 +16,7 @@ verifies."""
 from __future__ import annotations
 
 import copy
+import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from api.app import create_app
 from api.codes.service import CodesSettings, install
@@ -44,17 +47,22 @@ from ledger.verify import verify_store
 from nodes.config import ApiLimits
 from nodes.solo import SoloNode
 from sdk.signing import Identity, sign_request
+from traceability.codes.digital_link import DigitalLink
+from traceability.codes.observations import Photo
 from traceability.codes.sealing import ResolverKey
 from traceability.validity import trace_rules
 
 HOST = "id.parktrace.example"
 RESOLVER = ResolverKey.from_seed(b"fuzz the node path")
 REGULATOR = "market-supervision-bureau"
+#: Signs with a validator node's own key (what a node's batch of observations is).
+NODE = "validator node"
 #: Who signs a payload of each type when the policy allows no better-placed member.
 DEFAULT_SIGNER = {
     "epcis.event": "gannan-orchard-coop",
     "codes.issue": "gannan-orchard-coop",
     "recall": REGULATOR,
+    "codes.scans": NODE,
 }
 MEMBERSHIP_TYPES = (
     "membership.add_org",
@@ -62,7 +70,7 @@ MEMBERSHIP_TYPES = (
     "membership.set_validators",
     "membership.rotate_key",
 )
-TX_TYPES = ("epcis.event", "codes.issue", "recall", *MEMBERSHIP_TYPES)
+TX_TYPES = ("epcis.event", "codes.issue", "recall", "codes.scans", *MEMBERSHIP_TYPES)
 #: Most identifier-like strings of one payload that are looked up everywhere.
 LOOKUPS_PER_EXAMPLE = 4
 
@@ -125,6 +133,7 @@ def _templates(park: Consortium, cases: dict[str, Case]) -> list[Template]:
     ]
     lot = cases["notoginseng"].batch.payload()["lot"]
     out.append(Template("recall", REGULATOR, {"lot": lot, "reason": "lead above the limit"}))
+    out.append(Template("codes.scans", NODE, _observations(cases["mask"].codes[0])))
     _, fingerprint = park.user_key("gannan-orchard-coop")
     out += [
         Template(
@@ -163,6 +172,30 @@ def _templates(park: Consortium, cases: dict[str, Case]) -> list[Template]:
         ),
     ]
     return out
+
+
+def _observations(code: DigitalLink) -> dict[str, Any]:
+    """A node's batch: a scan, the region added to it, and a report with a photo."""
+    at = "2026-11-20T01:00:00.000Z"
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(image, "JPEG")
+    photo = Photo(image.getvalue()).to_json()
+    return {
+        "scans": [
+            {"id": "a" * 32, "code": code.instance_id, "at": at, "region": None, "channel": "web"}
+        ],
+        "regions": [{"scan": "a" * 32, "code": code.instance_id, "at": at, "region": "CN-GD"}],
+        "reports": [
+            {
+                "id": "b" * 32,
+                "code": code.lot_id,
+                "at": at,
+                "region": "ZZ",
+                "note": "印刷模糊",
+                "photo": photo,
+            }
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +325,9 @@ def _fresh(template: Template, data: st.DataObject) -> Any:
         payload["event"]["eventID"] = f"urn:uuid:{data.draw(st.uuids(version=4))}"
     if template.tx_type == "codes.issue":
         payload["batch"] = data.draw(st.uuids(version=4)).hex
+    if template.tx_type == "codes.scans":
+        for entry in (*payload["scans"], *payload["reports"]):
+            entry["id"] = data.draw(st.uuids(version=4)).hex
     return payload
 
 
@@ -299,6 +335,8 @@ def _signer(
     park: Consortium, membership: Membership, tx_type: str, payload: Any, first: str
 ) -> str:
     """A member whose roles the write policy lets record this payload (else `first`)."""
+    if first == NODE:
+        return NODE
     for org in dict.fromkeys([first, *(org for org, _ in park.users)]):
         member = membership.member(park.user_key(org)[1])
         if member is None:
@@ -314,7 +352,12 @@ def _signer(
 def envelope(park: Consortium, org: str, tx_type: str, payload: Any) -> dict[str, Any]:
     """A transaction's wire form signed by `org` over any JSON payload (the SDK signs
     objects only; the node must cope with whatever bytes arrive)."""
-    key, fingerprint = park.user_key(org)
+    if org == NODE:
+        validator = park.genesis.validators[0][0].id
+        key = park.validator_keys[validator]
+        fingerprint = park.genesis.validators[0][1].fingerprint
+    else:
+        key, fingerprint = park.user_key(org)
     body = {
         "chain_id": park.genesis.chain_id,
         "type": tx_type,
@@ -403,7 +446,9 @@ def _payloads(world: NodePath, tx_type: str) -> st.SearchStrategy[tuple[str, Any
 
 
 #: Examples per type: events have the most to meet after commit (index, history, resolver).
-EXAMPLES = {"epcis.event": 30, "codes.issue": 10, "recall": 10} | dict.fromkeys(MEMBERSHIP_TYPES, 6)
+EXAMPLES = {"epcis.event": 30, "codes.issue": 10, "recall": 10, "codes.scans": 12} | dict.fromkeys(
+    MEMBERSHIP_TYPES, 6
+)
 
 
 @pytest.mark.parametrize("tx_type", TX_TYPES)
@@ -456,6 +501,7 @@ def one_example(world: NodePath, tx_type: str, data: st.DataObject) -> None:
     )
     answered(client.get("/v1/chain"), "/v1/chain")
     answered(regulator_get(world, "/v1/audit/recalls"), "recalls")
+    answered(regulator_get(world, "/v1/audit/reports"), "consumer reports")
     for identifier in identifier_like(payload)[:LOOKUPS_PER_EXAMPLE]:
         look_up(world, identifier)
 

@@ -313,19 +313,23 @@ def test_json_is_the_same_data(world: World, media: str) -> None:
     inspection = next(s for s in steps if s["kind"] == "inspection")
     assert {r["test"]["en"] for r in inspection["results"]} >= {"Lead (Pb)", "Arsenic (As)"}
     assert {o["plot"] for o in doc["journey"]["origins"]} == {"A12", "B04"}
-    assert doc["scans"]["firstScan"] is True
+    # a program's request is not a person's scan: it reads the verdict, counts nothing
+    assert (doc["scans"]["scans"], doc["scans"]["sold"]) == (0, "not_sold")
     assert doc["ledger"]["height"] == 25
 
 
 def test_link_types(world: World) -> None:
     case = world.cases["orange"]
-    linkset = world.get(case.code, EN, linkType="all")
+    linkset = world.get(case.code, EN, linkType="linkset")
     assert linkset.status_code == 200
     assert linkset.headers["content-type"].startswith("application/linkset+json")
-    entry = linkset.json()["linkset"][0]
-    assert entry["anchor"] == case.code.uri(HOST, attributes=False)
-    assert "https://gs1.org/voc/pip" in entry
-    assert "https://gs1.org/voc/certificationInfo" in entry
+    item, lot, product = linkset.json()["linkset"]
+    assert item["anchor"] == case.code.uri(HOST, attributes=False)
+    assert lot["anchor"] == DigitalLink(case.code.gtin, case.code.lot).uri(HOST)
+    assert product["anchor"] == f"https://{HOST}/01/{case.code.gtin}"
+    assert "https://gs1.org/voc/pip" in item
+    assert "https://gs1.org/voc/certificationInfo" in lot  # the lot's inspection report
+    assert world.get(case.code, EN, linkType="all").json() == linkset.json()  # deprecated
     assert 'rel="linkset"' in world.get(case.code).headers["link"]
     trace = world.client.get(
         world.path(case.code), params={"linkType": "gs1:traceability"}, follow_redirects=False
@@ -336,8 +340,8 @@ def test_link_types(world: World) -> None:
     assert len(history.json()["events"]) >= 6
     verification = world.get(case.code, linkType="gs1:verificationService")
     assert verification.json()["authenticity"]["status"] == "genuine"
-    # a link type the code has none of: the default link, as GS1 resolvers answer
-    assert world.get(case.code, linkType="gs1:recipeInfo").status_code == 200
+    # a link type the code has none of, at any level: 404, never the default page
+    assert world.get(case.code, linkType="gs1:recipeInfo").status_code == 404
 
 
 def test_lot_and_product_forms(world: World) -> None:
@@ -364,8 +368,8 @@ def test_unknown_codes_are_not_genuine(world: World) -> None:
     assert answer.status_code == 404
     assert answer.json()["error"] == "not_found"
     assert "not a genuine code" in answer.json()["message"]
-    other_lot = DigitalLink(case.code.gtin, "NO-SUCH-LOT", case.code.serial)
-    assert world.get(other_lot).status_code == 404
+    forged_elsewhere = DigitalLink(case.code.gtin, "NO-SUCH-LOT", "0" * 16)
+    assert world.get(forged_elsewhere).status_code == 404
     assert world.get("/01/09506000134352").status_code == 404
 
 
@@ -444,18 +448,22 @@ def test_a_code_scanned_too_often_is_flagged(world: World) -> None:
     assert "此码已被扫描 11 次，超过单件商品的正常次数（10 次）" in page.text
 
 
-def test_a_code_scanned_in_distant_regions_is_flagged(world: World) -> None:
+def test_regions_on_the_items_own_journey_are_no_copy(world: World) -> None:
+    """A factory scan in Ganzhou and a pharmacy scan in Guangzhou on one day (~ 600 km)
+    are the item's own journey; a scan in Shaanxi, where it never went, is not."""
     code = world.cases["mask"].codes[7]
-    assert "first-scan" in world.get(code, region="CN-GD").text  # Guangzhou pharmacy
+    assert "first-scan" in world.get(code, region="CN-JX").text
     world.clock.advance(hours=3)
-    page = world.get(code, EN, region="CN-JX")  # Ganzhou, ~ 600 km, also on the route
+    assert "copy-warning" not in world.get(code, EN, region="CN-GD").text
+    world.clock.advance(hours=3)
+    page = world.get(code, EN, region="CN-SN")  # Xi'an, ~ 900 km from Ganzhou
     assert "copy-warning" in page.text
-    assert "It was scanned in Guangdong and in Jiangxi, about" in page.text
-    assert "within 3.0 hours" in page.text
+    assert "It was scanned in Jiangxi and in Shaanxi, about" in page.text
+    assert "within 6.0 hours" in page.text
     doc = world.get(code, {"Accept": "application/json"}).json()
     kinds = [w["kind"] for w in doc["scans"]["warnings"]]
-    assert kinds == ["distant_regions"]
-    assert doc["scans"]["warnings"][0]["regions"] == ["CN-GD", "CN-JX"]
+    assert kinds == ["distant_regions", "unshipped_region"]
+    assert doc["scans"]["warnings"][0]["regions"] == ["CN-JX", "CN-SN"]
 
 
 def test_far_apart_in_time_is_not_a_copy(world: World) -> None:
@@ -549,3 +557,115 @@ def test_genesis_is_served_for_phones_to_verify_receipts_against(world: World) -
     assert script.headers["content-type"].startswith("text/javascript")
     assert world.client.get("/static/share.png").headers["content-type"] == "image/png"
     assert world.client.get("/static/nothing.js").status_code == 404
+
+
+# -- what the label says, checked against what the batch recorded ---------------------------
+
+
+def _relabelled(code: DigitalLink, **changes: str | None) -> DigitalLink:
+    """The same serial with its label changed: lot (None drops it) or data attributes."""
+    lot = changes.pop("lot", code.lot)
+    return DigitalLink(code.gtin, lot, code.serial, attributes={**code.attributes, **changes})
+
+
+def test_a_tampered_expiry_date_is_a_warning_never_genuine_data(world: World) -> None:
+    code = world.cases["mask"].codes[4]  # recorded with 11=261112, 17=291111
+    page = world.get(_relabelled(code, **{"17": "391111"}), ZH)
+    assert page.status_code == 200
+    html = page.text
+    assert "有效期至</dt><dd>2039-11-11" not in html  # the label's value is not shown as data
+    assert "有效期至</dt><dd>2029-11-11" in html  # the ledger's is
+    assert "✓ 正品码" not in html
+    warning = html.split('id="label-warning">', 1)[1].split("</ul>", 1)[0]
+    assert "有效期至：码上为 2039-11-11，账本记录为 2029-11-11" in warning
+    assert "码上信息与账本记录不符" in html and "12315" in html
+    doc = world.get(_relabelled(code, **{"17": "391111"}), {"Accept": "application/json"}).json()
+    assert doc["labelMismatches"] == [{"ai": "17", "scanned": "391111", "recorded": "291111"}]
+    english = world.get(_relabelled(code, **{"11": "250101"}), EN).text
+    assert "Production date: the code says 2025-01-01, the ledger recorded 2026-11-12" in english
+
+
+def test_an_attribute_the_batch_did_not_record_is_shown_as_unchecked(world: World) -> None:
+    code = world.cases["mask"].codes[4]
+    html = world.get(_relabelled(code, **{"15": "300101"}), EN).text
+    assert "✓ Genuine code" in html  # nothing recorded was contradicted
+    unchecked = html.split('id="unchecked-attributes">', 1)[1].split("</dl>", 1)[0]
+    assert "On the label, not recorded on the ledger, not checked" in unchecked
+    assert "2030-01-01" in unchecked
+
+
+def test_a_genuine_serial_scanned_without_its_lot_is_genuine(world: World) -> None:
+    case = world.cases["mask"]
+    code = _relabelled(case.codes[5], lot=None)
+    assert world.path(code).startswith(f"/01/{code.gtin}/21/")
+    page = world.get(code, ZH)
+    assert page.status_code == 200
+    assert "✓ 正品码" in page.text and "非正品码" not in page.text
+    assert f'<dd class="id">{case.code.lot}</dd>' in page.text  # the batch's lot
+    assert len(steps_of(page.text)) == len(JOURNEYS["mask"])
+
+
+def test_a_genuine_serial_under_another_lot_warns_of_the_lot(world: World) -> None:
+    case = world.cases["mask"]
+    page = world.get(_relabelled(case.codes[6], lot="KN95-999999-L9"), ZH)
+    assert page.status_code == 200 and "✓ 正品码" not in page.text
+    assert f"批次号：码上为 KN95-999999-L9，账本记录为 {case.code.lot}" in page.text
+
+
+@pytest.fixture(scope="module")
+def uncoded_db(park: Consortium, tmp_path_factory) -> tuple[str, dict[str, Case]]:
+    """The three cases plus a mask lot recorded through EPCIS only: no codes issued."""
+    from api.histories import MASK, Recorder, build_histories, lot_id
+    from nodes.devchain import DevChain
+
+    path = tmp_path_factory.mktemp("uncoded") / "node.db"
+    store = Store(f"sqlite:///{path}")
+    chain = DevChain(park.genesis, park.validator_keys, store)
+    cases = build_histories(park, chain, [RESOLVER.public], HOST)
+    recorder = Recorder(park, chain, b"uncoded")
+    recorder.event(
+        cases["mask"],
+        "uncoded-lot",
+        "ganzhou-mask-factory",
+        {
+            "type": "ObjectEvent",
+            "eventTime": "2026-11-18T08:00:00+08:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "disposition": "active",
+            "epcList": [],
+            "quantityList": [{"epcClass": lot_id(MASK, UNCODED_LOT), "quantity": 500}],
+            "pt:region": "CN-JX",
+            "pt:place": [{"@value": "赣州防护口罩厂 4号线", "@language": "zh"}],
+        },
+    )
+    store.close()
+    return f"sqlite:///{path}", cases
+
+
+UNCODED_LOT = "KN95-261118-L4"
+
+
+def test_a_recorded_product_without_codes_shows_its_history(park: Consortium, uncoded_db) -> None:
+    for world in open_world(park, *uncoded_db):
+        code = DigitalLink(world.cases["mask"].code.gtin, UNCODED_LOT, "SOME-PRINTED-SERIAL")
+        page = world.get(code, ZH)
+        assert page.status_code == 200
+        html = page.text
+        assert "非正品码" not in html and "账本上有记录，未发放防伪码" in html
+        assert "赣州防护口罩厂 4号线" in html  # its history, read from the ledger
+        assert len(steps_of(html)) == 1
+        english = world.get(code, EN).text
+        assert "Recorded on the ledger, no code issued" in english
+        assert "Not a genuine code" not in english
+        # a serial that no batch of a coded lot holds is still not genuine
+        forged = DigitalLink(code.gtin, world.cases["mask"].code.lot, "0" * 16)
+        assert world.get(forged, ZH).status_code == 404
+
+
+def test_head_and_machine_link_requests_are_not_scans(world: World) -> None:
+    code = world.cases["orange"].codes[13]
+    assert world.client.head(world.path(code)).status_code == 200
+    assert world.get(code, linkType="linkset").status_code == 200
+    assert world.get(code, {"Accept": "application/linkset+json"}).status_code == 200
+    assert 'id="first-scan"' in world.get(code).text  # none of those counted

@@ -8,14 +8,16 @@ the chain alone: no clock, no network, no node-local state, so honest nodes agre
 
 Per transaction, in order:
 1. its payload has the exact shape of its type (`check_shape`): an EPCIS 2.0 event that
-   passes GS1's schema and the CBV rules, a recall, a code issuance, or a membership
-   change (whose shape the ledger's membership rule parses); any other type is refused;
+   passes GS1's schema and the CBV rules, a recall, a code issuance, a node's batch of
+   consumer observations (scans, reports), or a membership change (whose shape the
+   ledger's membership rule parses); any other type is refused;
 2. it does not move on or sell recalled goods (`traceability.recall`);
 3. what it claims is new on the chain (`traceability.claims`): an EPCIS event's eventID,
    unless it declares a recorded event erroneous, by its recorder or the regulator
    (`traceability.epcis.uniqueness`, `.corrections`), and a code issuance's batch id;
 4. a code issuance is for a GTIN under a GS1 Company Prefix the signer's organisation
-   holds at this height (`traceability.codes.issuance`).
+   holds at this height (`traceability.codes.issuance`);
+5. consumer observations are signed by a validator node (`traceability.codes.observations`).
 
 Code that runs after a block is decided (the store's product index, the API's event
 index, scan and recall bookkeeping) may then rely on these shapes.
@@ -37,6 +39,9 @@ from .claims import BlockClaims, ClaimLookup, store_claims
 from .codes.batch import TX_TYPE as CODES_TX_TYPE
 from .codes.batch import parse_payload as parse_batch
 from .codes.issuance import check_issue
+from .codes.observations import TX_TYPE as SCANS_TX_TYPE
+from .codes.observations import check_signer as check_scans_signer
+from .codes.observations import parse_payload as parse_observations
 from .epcis.records import check_payload as check_event_payload
 from .epcis.uniqueness import check_event_id
 from .identifiers import PRODUCT_INDEX
@@ -52,7 +57,9 @@ from .recall import (
 log = logging.getLogger("parktrace.rules")
 
 #: The transaction types this domain knows; a payload of any other type is refused.
-KNOWN_TYPES = frozenset({EPCIS_TX_TYPE, RECALL_TX_TYPE, CODES_TX_TYPE, *MEMBERSHIP_TYPES})
+KNOWN_TYPES = frozenset(
+    {EPCIS_TX_TYPE, RECALL_TX_TYPE, CODES_TX_TYPE, SCANS_TX_TYPE, *MEMBERSHIP_TYPES}
+)
 _SHAPE_CACHE = 200_000
 
 
@@ -94,6 +101,8 @@ def check_shape(tx: Transaction) -> None:
             parse_recall(tx.payload)
         elif tx.type == CODES_TX_TYPE:
             parse_batch(tx.payload)
+        elif tx.type == SCANS_TX_TYPE:
+            parse_observations(tx.payload)
         elif tx.type not in MEMBERSHIP_TYPES:
             raise SchemaError(f"type: no rules for transaction type {tx.type!r}")
     except LedgerError:
@@ -133,6 +142,8 @@ class TraceBlock:
             check_event_id(tx, membership, self.claims)
         elif tx.type == CODES_TX_TYPE:
             check_issue(tx, membership, self.height, self.claims)
+        elif tx.type == SCANS_TX_TYPE:
+            check_scans_signer(tx, membership)
 
     def apply(self, tx: Transaction) -> None:
         self.recalls.apply(tx)

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from traceability.codes import CodeError
-from traceability.codes.attributes import SPECS, display_date
+from traceability.codes.attributes import SPECS, Mismatch, display_date
 from traceability.codes.copies import Warning
 from traceability.codes.digital_link import parse_uri
 from traceability.codes.regions import ABROAD, PROVINCES, region
@@ -75,20 +75,33 @@ def region_name(code: str | None, t: Translator) -> str:
     return found.name(t.lang)
 
 
+def attribute_label(ai: str, t: Translator) -> str:
+    if ai == "10":
+        return t("id.lot")
+    key = f"ai.{ai}" if t.has(f"ai.{ai}") else f"ai.{ai[:3]}"
+    return t(key) if t.has(key) else f"AI ({ai})"
+
+
+def attribute_value(ai: str, value: str, t: Translator) -> str:
+    spec = SPECS.get(ai)
+    if spec is not None and spec.kind == "country":
+        return t(f"country.{value}") if t.has(f"country.{value}") else value
+    return display_date(ai, value) if spec is not None else value
+
+
 def attribute_rows(attributes: dict[str, str], t: Translator) -> list[tuple[str, str]]:
     """(label, value) of a code's data attributes, for people."""
-    rows = []
-    for ai, value in attributes.items():
-        key = f"ai.{ai}" if t.has(f"ai.{ai}") else f"ai.{ai[:3]}"
-        label = t(key) if t.has(key) else f"AI ({ai})"
-        spec = SPECS.get(ai)
-        shown = value
-        if spec is not None and spec.kind == "country":
-            shown = t(f"country.{value}") if t.has(f"country.{value}") else value
-        elif spec is not None:
-            shown = display_date(ai, value)
-        rows.append((label, shown))
-    return rows
+    return [(attribute_label(ai, t), attribute_value(ai, v, t)) for ai, v in attributes.items()]
+
+
+def mismatch_row(mismatch: Mismatch, t: Translator) -> str:
+    """One altered value of a label, in words: what the code says, what was recorded."""
+    return t(
+        "label.mismatch",
+        label=attribute_label(mismatch.ai, t),
+        scanned=attribute_value(mismatch.ai, mismatch.scanned, t),
+        recorded=attribute_value(mismatch.ai, mismatch.recorded, t),
+    )
 
 
 def subject_name(subject: str | None, t: Translator) -> str:
@@ -108,6 +121,8 @@ def subject_name(subject: str | None, t: Translator) -> str:
 
 def warning_text(warning: Warning, t: Translator) -> str:
     d = warning.details
+    if warning.kind == "sold_again":
+        return t("warn.sold_again", times=d["times"])
     if warning.kind == "many_scans":
         return t("warn.many_scans", scans=d["scans"], threshold=d["threshold"])
     if warning.kind == "distant_regions":

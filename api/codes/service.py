@@ -7,7 +7,10 @@ environment on first use:
     PARKTRACE_RESOLVER_KEY    resolver key file(s), ':'-separated (none: scans are not
                               checked for authenticity and POST /v1/codes cannot issue)
     PARKTRACE_PARK_PREFIX     the park's GS1 Company Prefix, for park-issued GTINs
-    PARKTRACE_SCAN_DB         database URL of the scan log     (default: in memory)
+    PARKTRACE_SCAN_DB         database of the node's observations not yet on the chain
+                              (default: in memory; `node run` keeps it in its data_dir)
+    PARKTRACE_SCAN_BATCH_MS   how often a node seals its observations into a
+                              transaction (default 1500)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -29,7 +32,7 @@ from traceability.codes.copies import CopyRules
 from traceability.codes.digital_link import DigitalLink
 from traceability.codes.gtin import check_prefix
 from traceability.codes.issuance import rightful
-from traceability.codes.scanlog import ScanLog
+from traceability.codes.outbox import Outbox
 from traceability.codes.sealing import ResolverKey, ResolverPublicKey
 from traceability.codes.serials import SerialKey, looks_like_serial
 
@@ -40,6 +43,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _milliseconds(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit() or not 0 < int(value) <= 600_000:
+        raise ValueError(f"{name}: expected milliseconds from 1 to 600000, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class CodesSettings:
     resolver_host: str = DEFAULT_HOST
@@ -47,7 +57,10 @@ class CodesSettings:
     #: are what issuers seal to.
     resolver_keys: tuple[ResolverKey, ...] = ()
     park_prefix: str | None = None
+    #: The node's outbox of observations not yet committed (None: in memory).
     scan_log_url: str | None = None
+    #: Seconds between the node's batches of observations.
+    scan_batch_seconds: float = 1.5
     rules: CopyRules = field(default_factory=CopyRules)
     #: Most codes one request may list or render (ZIP, PDF, JSON pages).
     max_codes_per_request: int = 10_000
@@ -66,6 +79,7 @@ class CodesSettings:
             resolver_keys=keys,
             park_prefix=check_prefix(prefix) if prefix else None,
             scan_log_url=os.environ.get("PARKTRACE_SCAN_DB") or None,
+            scan_batch_seconds=_milliseconds("PARKTRACE_SCAN_BATCH_MS", 1500) / 1000,
         )
 
     @property
@@ -88,15 +102,26 @@ class Authenticity:
 class CodesService:
     def __init__(self, settings: CodesSettings) -> None:
         self.settings = settings
-        self.scans = ScanLog(settings.scan_log_url)
+        self.outbox = Outbox(settings.scan_log_url)
         self._keys: dict[str, SerialKey | None] = {}
         self._lock = threading.Lock()
+        self._last = datetime.min.replace(tzinfo=UTC)
 
     def close(self) -> None:
-        self.scans.close()
+        self.outbox.close()
 
     def now(self) -> datetime:
         return self.settings.clock()
+
+    def stamp(self) -> datetime:
+        """The time of a new observation: the clock to the millisecond (the chain's time
+        spelling), strictly after this node's previous one, so that its observations
+        keep their order even when the clock repeats itself."""
+        with self._lock:
+            now = self.now()
+            moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            self._last = max(moment, self._last + timedelta(milliseconds=1))
+            return self._last
 
     def serial_key(self, batch: Batch) -> SerialKey | None:
         """The serial key of a recorded batch, if this node holds a resolver key that opens
@@ -125,14 +150,23 @@ class CodesService:
         ]
 
     def authenticate(self, store: Store, membership: Membership, link: DigitalLink) -> Authenticity:
-        """Whether `link`'s serial is one of its lot's rightfully issued codes."""
-        if link.serial is None or link.lot is None or not looks_like_serial(link.serial):
+        """Whether `link`'s serial is one of its GTIN's rightfully issued codes: first in
+        the batches of the lot it names, then in the product's others, so that a genuine
+        serial scanned without its lot (or with another lot) is found; the page then
+        compares the lot and the data attributes with the batch's."""
+        if link.serial is None or not looks_like_serial(link.serial):
             return Authenticity("unknown")
         unchecked = None
-        for recorded in self.batches(store, membership, link):
+        named = self.batches(store, membership, link) if link.lot is not None else []
+        product = DigitalLink(link.gtin)
+        seen = {b.tx_id for b in named}
+        others = [b for b in self.batches(store, membership, product) if b.tx_id not in seen]
+        for recorded in named + others:
             key = self.serial_key(recorded.batch)
             if key is None:
-                unchecked = unchecked or recorded
+                unchecked = unchecked or (
+                    recorded if link.lot is None or recorded.tx_id in seen else None
+                )
                 continue
             if key.index_of(link.serial, recorded.batch.count) is not None:
                 return Authenticity("genuine", recorded)

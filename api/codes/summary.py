@@ -22,13 +22,18 @@ KEY_STEPS = 5
 _TELLING = ("harvest", "inspection", "processing", "shipping", "packing")
 
 
-def verdict_of(status: str, recall: RecallInfo | None, verdict: Verdict | None) -> str:
+def verdict_of(
+    status: str, recall: RecallInfo | None, verdict: Verdict | None, *, altered: bool = False
+) -> str:
     """The one verdict the page leads with: a recall outranks everything, a sign of
-    copying outranks a genuine code."""
+    copying outranks a genuine code, and so does a label whose lot or dates differ from
+    what the batch recorded (its values are never shown as the product's)."""
     if recall is not None:
         return "recalled"
     if verdict is not None and verdict.suspicious:
         return "copied"
+    if altered:
+        return "altered"
     return status
 
 

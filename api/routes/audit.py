@@ -1,7 +1,8 @@
 """The regulator's audit API under /v1/audit: verification, cross-node comparison,
-proofs, misbehaviour evidence, search and CSV export, backward and forward trace, recalls
-and the signed report's draft. Every endpoint requires a request signed (RFC 9421) with a
-regulator certificate (api.audit.access); anyone else gets 403. See docs/audit.md.
+proofs, misbehaviour evidence, search and CSV export, backward and forward trace, recalls,
+consumers' reports (举报) and the signed report's draft. Every endpoint requires a request
+signed (RFC 9421) with a regulator certificate (api.audit.access); anyone else gets 403.
+See docs/audit.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from traceability.audit import compare as comparing
 from traceability.audit import evidence as evidence_module
 from traceability.audit import proofs, search, trace
 from traceability.audit.recall_status import recall_for
+from traceability.codes import scanbook
+from traceability.codes.digital_link import parse_uri
 from traceability.receipts import receipt_bytes
 
 from ..audit.access import Regulator
@@ -287,6 +290,48 @@ def _draft(svc: Services) -> dict[str, Any]:
 )
 async def report_draft(svc: Svc, who: Regulator) -> dict[str, Any]:
     return await _run(_draft, svc)
+
+
+@router.get(
+    "/reports",
+    summary="Consumers' reports of suspicious products (举报), newest first",
+    responses=error_responses(400, 403),
+)
+async def consumer_reports(
+    svc: Svc,
+    who: Regulator,
+    code: str | None = Query(None, max_length=2048, description="a product's Digital Link"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Every report committed on the ledger (the code, when and where, the note, the
+    photo's address and digest, the node that recorded it and its block)."""
+    key = None
+    if code is not None:
+        link = parse_uri(code, "code")
+        key = link.instance_id or link.lot_id or link.product_id
+    rows = await _run(svc.index.run, scanbook.reports_query(key, None, limit))
+    return {"reports": [scanbook.report_json(r) for r in rows]}
+
+
+def _photo(svc: Services, sha256: str) -> bytes:
+    rows = svc.index.run(scanbook.photo_query(sha256))
+    stored = svc.node.store.tx(rows[0].tx_id) if rows else None
+    data = scanbook.photo_of(stored.tx.payload, sha256) if stored else None
+    if data is None:
+        raise ApiError("not_found", f"no report on the ledger has the photo {sha256}")
+    return data
+
+
+@router.get(
+    "/reports/photos/{sha256}",
+    summary="A report's photo (JPEG), by its SHA-256",
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(403, 404)},
+)
+async def report_photo(
+    svc: Svc, who: Regulator, sha256: str = Path(pattern=r"^[0-9a-f]{64}$")
+) -> Response:
+    data = await _run(_photo, svc, sha256)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private"})
 
 
 def mount(app: FastAPI) -> None:

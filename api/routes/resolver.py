@@ -3,10 +3,14 @@
 `GET /01/{GTIN}/10/{lot}/21/{serial}` (and the shorter lot and product forms) answers a
 browser with the product's verified journey as a server-rendered page (Chinese or
 English by Accept-Language; readable without JavaScript, which only verifies the ledger
-proof in the browser), a program with the same data as JSON or JSON-LD, and
-`?linkType=` per the Digital Link standard (`all` gives the linkset). Every resolution
-of a serialised code is logged in this node's scan log and judged for signs of copying.
-A malformed code is a 400 and an unknown one a 404, both explained.
+proof in the browser), a program with the same data as JSON or JSON-LD. As a
+GS1-Conformant Resolver it also answers HEAD (and OPTIONS, with CORS, in
+`api.edge.cors`), the RFC 9264 linkset (`?linkType=linkset` or `Accept:
+application/linkset+json`) and `?linkType=<type>` with a 307 to that link, the query
+passed on, or a 404 when there is none. Every resolution of a serialised code by a person
+is recorded for the consortium's ledger and judged for signs of copying
+(api.codes.scans). A malformed code is a 400 and an unknown one a 404, both explained.
+SSCC and GLN pages are in `api.routes.places`.
 """
 
 from __future__ import annotations
@@ -20,31 +24,34 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from traceability.audit.recall_status import recall_for
 from traceability.codes import CodeError
+from traceability.codes.attributes import Mismatch, mismatches
 from traceability.codes.batch import RecordedBatch
-from traceability.codes.copies import Verdict, judge
+from traceability.codes.copies import Verdict
 from traceability.codes.digital_link import DigitalLink, parse_path
 from traceability.codes.journey import Journey, Party, build_journey, party_of
 from traceability.codes.links import (
     CONTEXT,
-    DEFAULT_TYPE,
+    JSON_FORMAT,
+    Level,
+    find,
+    gtin_levels,
     link_header,
     linkset,
     normalize_type,
-    targets,
 )
-from traceability.codes.regions import region as find_region
-from traceability.codes.scanlog import REGION_GRACE, Scan
 
 from ..codes.i18n import Translator, negotiate
 from ..codes.pages import (
     STATIC,
     attribute_rows,
+    mismatch_row,
     problem_text,
     render,
     verify_messages,
     warning_text,
 )
-from ..codes.service import Authenticity, CodesService, codes_service
+from ..codes.scans import counts_as_scan, observe
+from ..codes.service import CodesService, codes_service
 from ..codes.summary import key_steps, origin_of, proof_rows, recall_view, verdict_of
 from ..errors import ApiError, error_responses
 from ..services import Services, Svc
@@ -58,7 +65,7 @@ _STATIC_TYPES = {"css": "text/css", "js": "text/javascript", "png": "image/png"}
 #: Where a shopper reports a product: the national market-supervision complaints platform.
 REPORT_URL = "https://www.12315.cn/"
 #: Query parameters that are about this request, not the code.
-_OWN_PARAMS = ("lang", "scan", "region", "linkType")
+_OWN_PARAMS = ("lang", "scan", "region", "linkType", "format")
 
 
 def _resolver_responses() -> dict[int | str, dict[str, Any]]:
@@ -68,6 +75,7 @@ def _resolver_responses() -> dict[int | str, dict[str, Any]]:
             "description": "The consumer page (text/html) or its data (JSON, JSON-LD, linkset)",
             "content": {media: {} for media in _MEDIA},
         },
+        301: {"description": "A Digital Link 1.x short name: the canonical URI"},
         307: {"description": "Redirect to the link of the requested linkType"},
         **error_responses(400, 404),
     }
@@ -117,11 +125,66 @@ class Resolution:
         self.raw_query = request.scope.get("query_string", b"").decode("latin-1")
         self.params = params
         self.base = str(request.base_url).rstrip("/")
+        #: The uncompressed URI, when the request was a compressed Digital Link.
+        self.same_as: str | None = None
+        self.link_type = normalize_type(params.get("linkType"))
 
     def own_url(self, **changes: str | None) -> str:
         kept = [(k, v) for k, v in self.request.query_params.multi_items() if k not in changes]
         kept += [(k, v) for k, v in changes.items() if v is not None]
         return self.raw_path + (f"?{urlencode(kept)}" if kept else "")
+
+    def passed_on(self, href: str) -> str:
+        """`href` with the request's query string (less `linkType`) passed on, as a
+        GS1-Conformant Resolver does by default when redirecting."""
+        kept = [
+            part
+            for part in self.raw_query.split("&")
+            if part and part.partition("=")[0] != "linkType"
+        ]
+        if not kept:
+            return href
+        return href + ("&" if "?" in href else "?") + "&".join(kept)
+
+    def headers(self, path: str, *, context: bool = False) -> dict[str, str]:
+        linkset_url = f"{self.base}{path}?linkType=linkset"
+        return {
+            "Link": link_header(linkset_url, context=context, same_as=self.same_as),
+            "Vary": "Accept, Accept-Language",
+        }
+
+    def wants_linkset(self) -> bool:
+        return self.link_type == "linkset" or (
+            self.link_type is None and self.media == "application/linkset+json"
+        )
+
+    def links_answer(self, path: str, levels: list[Level]) -> Response | None:
+        """The linkset, or a 307 to the requested link type, or a 404 if there is none;
+        None when the request asks for neither (the default link: the page itself)."""
+        if self.wants_linkset():
+            return JSONResponse(
+                linkset(levels),
+                media_type="application/linkset+json",
+                headers=self.headers(path, context=True),
+            )
+        if self.link_type is None:
+            return None
+        target = find(levels, self.link_type)
+        if target is None:
+            raise ApiError(
+                "not_found",
+                f"{levels[0].anchor} has no link of type {self.link_type} (none up to its "
+                "primary key either); ?linkType=linkset lists its links",
+            )
+        return RedirectResponse(
+            self.passed_on(target["href"]), status_code=307, headers=self.headers(path)
+        )
+
+    def redirect(self, path: str, status: int = 307) -> Response:
+        """To another resolver path of this node (up the tree, or canonical), the whole
+        query passed on: a linkType asked of the unknown level is asked of that one."""
+        query = f"?{self.raw_query}" if self.raw_query else ""
+        return RedirectResponse(self.base + path + query, status_code=status)
 
     def not_genuine(self, scanned: str, problem: str | None, status: int) -> Response:
         other = "en" if self.t.lang == "zh" else "zh"
@@ -135,20 +198,11 @@ class Resolution:
         )
         return HTMLResponse(html, status_code=status)
 
-
-def _scan(res: Resolution, link: DigitalLink, auth: Authenticity) -> tuple[Scan | None, bool]:
-    """Log this resolution, or find the scan it follows up (language switch, region form).
-    Returns the current scan and whether a region was just added to it."""
-    codes, code = res.codes, link.instance_id or ""
-    now = codes.now()
-    given = find_region(res.params.get("region"))
-    follow_up = codes.scans.get(res.params.get("scan", "")[:64])
-    if follow_up is not None and follow_up.code == code and now - follow_up.at <= REGION_GRACE:
-        added = given is not None and codes.scans.add_region(follow_up.id, code, given.code, now)
-        return codes.scans.get(follow_up.id), added
-    batch = auth.batch.batch.id if auth.batch else None
-    region = given.code if given else None
-    return codes.scans.record(code, batch, auth.genuine, now, region), False
+    def invalid(self, exc: CodeError) -> Response:
+        """A syntactically invalid Digital Link: always a 400, a page for browsers."""
+        if self.media == "text/html" and not self.wants_linkset():
+            return self.not_genuine(self.raw_path, problem_text(exc, self.t), 400)
+        raise exc
 
 
 def _title(batches: list[RecordedBatch], link: DigitalLink, t: Translator) -> str:
@@ -167,7 +221,8 @@ def _document(
     batches: list[RecordedBatch],
     journey: Journey | None,
     verdict: Verdict | None,
-    links: dict[str, list[dict[str, Any]]],
+    levels: list[Level],
+    altered: list[Mismatch],
 ) -> dict[str, Any]:
     names = next((b.batch.names for b in batches if b.batch.names), {})
     host = res.codes.settings.resolver_host
@@ -179,6 +234,9 @@ def _document(
         "schema:name": [{"@value": v, "@language": k} for k, v in names.items()],
         "level": link.level,
         "dataAttributes": dict(link.attributes),
+        "labelMismatches": [
+            {"ai": m.ai, "scanned": m.scanned, "recorded": m.recorded} for m in altered
+        ],
         "authenticity": {"status": status},
     }
     if link.lot is not None:
@@ -205,7 +263,9 @@ def _document(
             for b in batches
         ]
     doc["ledger"] = {"chainId": res.svc.genesis.chain_id, "height": res.svc.node.store.height()}
-    doc["links"] = links
+    doc["links"] = {
+        kind: items for level in reversed(levels) for kind, items in level.links.items()
+    }
     return doc
 
 
@@ -216,67 +276,84 @@ def _certificates(journey: Journey | None) -> list[str]:
     return urls
 
 
+def _recorded_label(batch: RecordedBatch | None) -> dict[str, str]:
+    """What the ledger recorded for the label of a batch's codes: its lot and attributes."""
+    if batch is None:
+        return {}
+    return {"10": batch.batch.link.lot or "", **batch.batch.link.attributes}
+
+
+def _scanned_label(link: DigitalLink) -> dict[str, str]:
+    return {**({"10": link.lot} if link.lot is not None else {}), **link.attributes}
+
+
 def _resolve(res: Resolution, link: DigitalLink) -> Response:
     svc, codes, t = res.svc, res.codes, res.t
     store, membership = svc.node.store, svc.node.membership
-    link_type = normalize_type(res.params.get("linkType"))
+    link_type = res.link_type
+    host = codes.settings.resolver_host
     auth = codes.authenticate(store, membership, link) if link.level == "item" else None
-    logs = link_type in (None, DEFAULT_TYPE, "gs1:verificationService") and (
-        res.request.method == "GET"
-    )
+    logs = link_type is None and res.request.method == "GET" and not res.wants_linkset()
+    batches = codes.batches(store, membership, link)
+    status = auth.status if auth is not None else link.level
     if auth is not None and auth.status == "unknown":
-        if logs:
-            codes.scans.record(link.instance_id or "", None, False, codes.now(), None)
-        scanned = link.uri(codes.settings.resolver_host)
-        message = f"{scanned} is not a genuine code: no batch issued on this ledger contains it"
-        if res.media == "text/html" and link_type != "all":
-            return res.not_genuine(scanned, None, 404)
-        raise ApiError("not_found", message)
+        ids = [i for i in (link.instance_id, link.lot_id) if i]
+        recorded = build_journey(svc.index, store, membership, ids)
+        if batches or recorded is None:  # codes were issued and this is none of them
+            scanned = link.uri(host)
+            message = f"{scanned} is not a genuine code: no batch issued on this ledger contains it"
+            if res.media == "text/html" and link_type is None:
+                return res.not_genuine(scanned, None, 404)
+            raise ApiError("not_found", message)
+        auth, status = None, "recorded"  # on the ledger, but no codes were issued for it
+    batch = auth.batch if auth is not None else None
+    lot_id = batch.batch.link.lot_id if batch is not None else link.lot_id
+    if batch is not None and batch.batch.link.lot != link.lot:  # the batch's lot, not the URL's
+        batches = codes.batches(store, membership, batch.batch.link)
     if link.level == "product":
-        batches = codes.batches(store, membership, link)
         journey = None
     else:
-        batches = codes.batches(store, membership, link)
-        ids = [i for i in (link.instance_id, link.lot_id) if i]
+        ids = [i for i in (link.instance_id, lot_id) if i]
         journey = build_journey(svc.index, store, membership, ids, batches)
     if journey is None and not batches:
-        scanned = link.uri(codes.settings.resolver_host)
-        if res.media == "text/html" and link_type != "all":
+        if link.level == "lot" and codes.batches(store, membership, DigitalLink(link.gtin)):
+            return res.redirect(DigitalLink(link.gtin).path())  # an unknown lot: walk up
+        scanned = link.uri(host)
+        if res.media == "text/html" and link_type is None and not res.wants_linkset():
             return res.not_genuine(scanned, None, 404)
         raise ApiError(
             "not_found", f"{scanned}: the ledger records nothing about this {link.level}"
         )
-    links = targets(link, res.base, _certificates(journey))
-    page = res.base + link.path()
-    headers = {"Link": link_header(page), "Vary": "Accept, Accept-Language"}
-    if link_type == "all":
-        return JSONResponse(
-            linkset(link.uri(codes.settings.resolver_host, attributes=False), links),
-            media_type="application/linkset+json",
-            headers=headers,
-        )
-    if link_type in links and link_type not in (DEFAULT_TYPE, "gs1:verificationService"):
-        return RedirectResponse(links[link_type][0]["href"], status_code=307, headers=headers)
-    batch = auth.batch if auth is not None else None
+    names = next((b.batch.names for b in batches if b.batch.names), {})
+    description = names.get("en") or names.get("zh")
+    levels = gtin_levels(link, res.base, host, _certificates(journey), description)
+    answer = res.links_answer(link.path(), levels)
+    if answer is not None:
+        return answer
+    headers = res.headers(link.path())
+    label = batch or (batches[0] if batches and link.level == "lot" else None)
+    altered = mismatches(_scanned_label(link), _recorded_label(label))
     issuer = party_of(membership, batch.signer) if batch else None
     verdict, current, region_added = None, None, False
-    if auth is not None and logs:
-        current, region_added = _scan(res, link, auth)
-        regions = journey.regions if journey else []
-        history = codes.scans.history(link.instance_id or "")
-        verdict = judge(history, current, regions, codes.settings.rules)
-    status = auth.status if auth is not None else link.level
-    recall = recall_for(svc, link.instance_id, link.lot_id) if link.level != "product" else None
-    if res.media != "text/html" or link_type == "gs1:verificationService":
-        doc = _document(res, link, status, issuer, batch, batches, journey, verdict, links)
+    if auth is not None:
+        counts = logs and counts_as_scan(res.request, res.media, link_type)
+        current, region_added, verdict = observe(
+            res.request, svc.index, codes, link, journey, counts=counts
+        )
+    recall = recall_for(svc, link.instance_id, lot_id) if link.level != "product" else None
+    if res.media != "text/html" or res.params.get("format") == "json":
+        doc = _document(
+            res, link, status, issuer, batch, batches, journey, verdict, levels, altered
+        )
         doc["recall"] = recall.to_json() if recall else None
         media = "application/ld+json" if res.media == "application/ld+json" else "application/json"
         return JSONResponse(doc, media_type=media, headers=headers)
     other = "en" if t.lang == "zh" else "zh"
     scan_id = current.id if current is not None else None
     title = _title(batches, link, t)
-    shown = verdict_of(status, recall, verdict)
+    shown = verdict_of(status, recall, verdict, altered=bool(altered))
     owner = issuer or (party_of(membership, batches[0].signer) if batches else None)
+    recorded_label = _recorded_label(label)
     html = render(
         "product.html",
         t,
@@ -285,7 +362,12 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         shown=shown,
         owner=owner,
         link=link,
-        attributes=attribute_rows(link.attributes, t),
+        shown_lot=recorded_label.get("10") or link.lot,
+        attributes=attribute_rows({k: v for k, v in recorded_label.items() if k != "10"}, t),
+        unchecked=attribute_rows(
+            {k: v for k, v in link.attributes.items() if k not in recorded_label}, t
+        ),
+        altered=[mismatch_row(m, t) for m in altered],
         issuer=issuer,
         batch_height=batch.height if batch else None,
         verdict=verdict,
@@ -310,8 +392,8 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         form_hidden=[(k, v) for k, v in res.params.items() if k not in _OWN_PARAMS]
         + [("lang", t.lang)],
         other_lang_url=res.own_url(lang=other, scan=scan_id, region=None),
-        json_url=res.own_url(linkType="gs1:verificationService", scan=None, region=None),
-        linkset_url=res.own_url(linkType="all", scan=None, region=None, lang=None),
+        json_url=f"{link.path()}?{JSON_FORMAT}",
+        linkset_url=res.own_url(linkType="linkset", scan=None, region=None, lang=None),
         page_url=res.base + link.path(),
         share_description=t(f"share.{shown}", product=title),
         share_image=res.base + "/static/share.png",
@@ -324,6 +406,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     return HTMLResponse(html, headers=headers)
 
 
+@router.head("/01/{code:path}", include_in_schema=False)
 @router.get(
     "/01/{code:path}",
     summary="Resolve a GS1 Digital Link: the product's verified journey",
@@ -338,7 +421,9 @@ def resolve(
         description="the rest of the Digital Link after /01/: {GTIN}[/10/{lot}][/21/{serial}]"
     ),
     linkType: str | None = Query(
-        None, max_length=200, description="GS1 link type (gs1:pip, gs1:traceability, …, all)"
+        None,
+        max_length=200,
+        description="GS1 link type (gs1:pip, gs1:traceability, …; linkset for all links)",
     ),
     lang: str | None = Query(None, max_length=8, description="zh or en (else Accept-Language)"),
     region: str | None = Query(
@@ -347,15 +432,14 @@ def resolve(
     scan: str | None = Query(None, max_length=64, description="the scan a follow-up belongs to"),
 ) -> Response:
     """Data attributes (harvest date 7007, country of origin 422, …) go in the query
-    string. `Accept: application/json` or `application/ld+json` gets the data of the page;
-    `?linkType=all` the RFC 9264 linkset."""
+    string. `Accept: application/json` or `application/ld+json` (or `?format=json`) gets
+    the data of the page; `?linkType=linkset` or `Accept: application/linkset+json` the
+    RFC 9264 linkset."""
     res = Resolution(request, svc, codes)
     try:
         link = parse_path(res.raw_path, res.raw_query)
     except CodeError as exc:
-        if res.media == "text/html":
-            return res.not_genuine(res.raw_path, problem_text(exc, res.t), 400)
-        raise
+        return res.invalid(exc)
     return _resolve(res, link)
 
 

@@ -1,8 +1,11 @@
-"""Serialised product codes: GS1 Digital Link URIs, keyed serials, issued batches, the scan log.
+"""Serialised product codes: GS1 Digital Link URIs, keyed serials, issued batches, scans.
 
-`gtin`, `digital_link`, `attributes` parse and format identifiers; `serials` and
+`gtin`, `digital_link`, `keys`, `attributes` parse and format identifiers (`compression`
+decompresses compressed Digital Links); `serials` and
 `sealing` derive and check serials; `batch` is the ledger record of one issued batch;
-`scanlog`, `regions`, `copies` keep scans and judge them; `journey` and `links` build what
+`observations` (the ledger's record of consumers' scans and reports), `outbox` (a node's
+own until committed), `scanbook` (the committed ones, indexed), `regions` and `copies`
+keep scans and judge them; `journey` and `links` build what
 the resolver shows. Drawing codes and the resolver's pages are in `api/codes/`; the design
 is in docs/codes.md.
 """

@@ -185,3 +185,22 @@ def display_date(ai: str, value: str) -> str:
         number = int(value)
         return f"{number / 10**places:g}"
     return value
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A value on the scanned label that differs from what the batch recorded."""
+
+    ai: str
+    scanned: str
+    recorded: str
+
+
+def mismatches(scanned: dict[str, str], recorded: dict[str, str]) -> list[Mismatch]:
+    """The scanned label's values (lot as AI 10, data attributes) that the ledger recorded
+    otherwise: a genuine serial on a label whose dates were altered is still a warning."""
+    return [
+        Mismatch(ai, value, recorded[ai])
+        for ai, value in scanned.items()
+        if ai in recorded and recorded[ai] != value
+    ]

@@ -41,6 +41,8 @@ from ledger.identity import Credential
 from ledger.membership import MEMBERSHIP_TYPES
 from ledger.policy import EPCIS_TX_TYPE
 from ledger.store import Store
+from traceability.codes import scanbook
+from traceability.codes.observations import TX_TYPE as SCANS_TX_TYPE
 from traceability.epcis import cbv
 from traceability.epcis.records import event_id_of
 from traceability.epcis.rules import parse_timestamp
@@ -105,8 +107,8 @@ parties = Table(
     Column("log_index", BigInteger, primary_key=True, autoincrement=False),
 )
 #: What a kept index must have been built with, or it is rebuilt: the identifiers' keys
-#: and this layout (parties were added in layout 2).
-LAYOUT = f"{PRODUCT_INDEX.name};layout=2"
+#: and this layout (parties were added in layout 2, consumer observations in layout 3).
+LAYOUT = f"{PRODUCT_INDEX.name};layout=3"
 
 #: Where an identifier appears in an event, by role.
 EPC_ROLES = {
@@ -203,7 +205,7 @@ def _event_columns(event: dict[str, Any]) -> tuple[Any, ...]:
 
 #: What the index takes of one transaction: log index, id (hex), type, signer, payload.
 _Item = tuple[int, str, str, str, dict[str, Any]]
-_INDEXED_TYPES = frozenset({EPCIS_TX_TYPE, *MEMBERSHIP_TYPES})
+_INDEXED_TYPES = frozenset({EPCIS_TX_TYPE, SCANS_TX_TYPE, *MEMBERSHIP_TYPES})
 
 
 def _raw_items(raw: Any) -> Iterator[_Item]:
@@ -304,6 +306,7 @@ class EventIndex:
         self._recent = recent
         self.engine = _engine(url)
         metadata.create_all(self.engine)
+        scanbook.metadata.create_all(self.engine)
         self._lock = threading.RLock()
         self._forget_other_keys()
         self._height = self._stored_height()
@@ -325,6 +328,7 @@ class EventIndex:
                 return
             for table in (identifiers, parties, events, membership_txs, meta):
                 conn.execute(table.delete())
+            scanbook.clear(conn)
             _set_meta(conn, "keys", LAYOUT)
 
     def _stored_height(self) -> int:
@@ -354,7 +358,11 @@ class EventIndex:
         ident_rows: list[tuple[Any, ...]] = []
         member_rows: list[tuple[Any, ...]] = []
         party_rows: list[tuple[Any, ...]] = []
+        observed: list[scanbook.Item] = []
         for log_index, tx_id, tx_type, signer, payload in items:
+            if tx_type == SCANS_TX_TYPE:
+                observed.append((log_index, tx_id, signer, payload))
+                continue
             if tx_type in MEMBERSHIP_TYPES:
                 certificates = json.dumps(_added_certificates(tx_type, payload))
                 member_rows.append((log_index, tx_id, height, tx_type, certificates))
@@ -374,6 +382,7 @@ class EventIndex:
             _insert_many(conn, identifiers, ("identifier", "role", "log_index"), ident_rows)
             _insert_many(conn, membership_txs, _MEMBER_COLUMNS, member_rows)
             _insert_many(conn, parties, ("party", "log_index"), party_rows)
+            scanbook.index_block(conn, height, observed)
             _set_meta(conn, "height", str(height))
         self._height = height
 
