@@ -199,7 +199,10 @@ def import_(
                     continue
                 if dry_run:
                     for index, error in part.checked.rejected:
-                        report.refused.append(_refusal(part.labels[index], error))
+                        where = part.checked.event_path(index)
+                        report.refused.append(
+                            Refused(part.labels[index], None, error.code, error.within(where))
+                        )
                     advance(part.checked.total)
                     continue
                 step = client.capture(
@@ -227,10 +230,6 @@ def import_(
         _print_reasons(report)
         raise typer.Exit(1 if report.refused else 0)
     _print_report(report, str(file), wait > 0, as_json)
-
-
-def _refusal(label: str, error: LedgerError) -> Refused:
-    return Refused(label, None, error.code, error.message)
 
 
 def _print_report(report: CaptureReport, source: str, waited: bool, as_json: bool) -> None:

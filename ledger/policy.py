@@ -12,6 +12,9 @@ needs a role allowed for the type *and* one allowed for the event's bizStep. CBV
 written as bare words ("inspecting"); an event may spell them as bare words, CBV URNs or
 GS1 web URIs, which all mean the same step. Other (private) steps are written as full URIs.
 Events with a step that is not listed, or with none, need a role in "unlisted_biz_steps".
+An EPCIS error declaration records no step of its own (it repeats the erroneous event's),
+so only its type is checked here; who may declare which event is a domain rule
+(traceability.epcis.corrections: the recorder's organisation or the regulator).
 
 Reading: "read_all" (optional, default ["regulator"]) lists the roles that may query
 every event; any other member queries the events its own organisation recorded and those
@@ -119,7 +122,7 @@ class Policy:
                 f"{who} (roles {_listing(roles)}) may not record {tx_type!r} transactions; "
                 f"allowed roles: {_listing(allowed)}"
             )
-        if tx_type != EPCIS_TX_TYPE:
+        if tx_type != EPCIS_TX_TYPE or _declares_error(payload):
             return
         step = biz_step_of(payload)
         listed = self.biz_steps.get(step) if step else None
@@ -143,3 +146,8 @@ def biz_step_of(payload: dict[str, Any]) -> str | None:
     if not isinstance(step, str) or not step:
         raise SchemaError("payload.event.bizStep: expected a non-empty string")
     return normalize_biz_step(step)
+
+
+def _declares_error(payload: dict[str, Any]) -> bool:
+    event = payload.get("event")
+    return isinstance(event, dict) and "errorDeclaration" in event

@@ -17,6 +17,7 @@ raised as `ApiClientError` with the node's error code and message.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -273,8 +274,10 @@ class ParkTraceClient:
         report = CaptureReport()
         label = (lambda i, path: labels[i]) if labels else (lambda i, path: path)
         for index, error in checked.rejected:
-            path = error.problems[0].path if getattr(error, "problems", None) else str(index)
-            report.refused.append(Refused(label(index, path), None, error.code, error.message))
+            where = checked.event_path(index)
+            report.refused.append(
+                Refused(label(index, where), None, error.code, error.within(where))
+            )
         if behaviour == "rollback" and report.refused:
             if progress:
                 progress(checked.total)
@@ -319,10 +322,7 @@ class ParkTraceClient:
         except ApiClientError as exc:
             if not atomic or exc.status in (0, 503) or exc.code == "unreachable":
                 raise
-            for e in chunk:
-                report.refused.append(
-                    Refused(label(e.index, e.path), e.event["eventID"], exc.code, exc.message)
-                )
+            report.refused += _rolled_back(chunk, exc, label)
             return
         for item in result["results"]:
             e = chunk[item["index"]]
@@ -413,6 +413,32 @@ class ParkTraceClient:
         return self._json("GET", f"/v1/products/{quote(identifier, safe='')}/history")
 
 
+def _rolled_back(
+    chunk: list[LedgerEvent], exc: ApiClientError, label: Callable[[int, str], str]
+) -> list[Refused]:
+    """The events of an all-or-nothing batch the node refused: the one it names
+    ("transactions[3]: …") with the node's reason, the others as not recorded because of
+    it (they were not refused themselves, so they do not carry its code)."""
+    found = _ITEM.match(exc.message)
+    culprit = int(found.group(1)) if found else -1
+    if not 0 <= culprit < len(chunk):  # the node named no event: each shares its reason
+        culprit, why = -1, exc.message
+    else:
+        why = found.group(2) if found else exc.message
+    named = label(chunk[culprit].index, chunk[culprit].path) if culprit >= 0 else ""
+    refused = []
+    for i, e in enumerate(chunk):
+        if culprit < 0 or i == culprit:
+            code, message = exc.code, why
+        else:
+            code = "rolled_back"
+            message = f"not recorded: the batch is all or nothing and {named} was refused"
+        refused.append(Refused(label(e.index, e.path), e.event.get("eventID"), code, message))
+    return refused
+
+
+#: A batch item's refusal as the node words it: "transactions[3]: why".
+_ITEM = re.compile(r"^transactions\[(\d+)\][.:]\s*(.*)$", re.DOTALL)
 _JSON = {"Content-Type": "application/json"}
 #: Seconds between attempts while a node is down or busy.
 RETRY_PAUSE = 0.5

@@ -1,8 +1,10 @@
 """eventIDs are unique chain-wide, as a block rule: the same event admitted by two nodes
 at once commits once, a block holding it twice is refused, and the verifier refuses a
 store where it was written twice. An EPCIS error declaration repeats the eventID of the
-event it declares erroneous: accepted once, from the organisation that recorded it. The
-`claims` index behind the rule is filled in for stores written before it existed."""
+event it declares erroneous: accepted once, from the organisation that recorded it or the
+regulator, and only for an event on the chain; every other one is refused at admission,
+in a proposal and by the verifier alike. The `claims` index behind the rule is filled in
+for stores written before it existed."""
 
 from __future__ import annotations
 
@@ -18,24 +20,27 @@ from ledger.validate import select_txs
 from ledger.verify import verify_store
 from nodes.devchain import DevChain
 from nodes.service import NodeCore
-from tests.chains import commissioning, judge, write_behind_the_nodes_back
-from traceability.errors import DuplicateClaimError, ErrorDeclarationError
+from tests.chains import commissioning, judge, refused_everywhere, write_behind_the_nodes_back
+from traceability.epcis.problems import EpcisValidationError
+from traceability.errors import DuplicateClaimError, ErrorDeclarationError, UnknownEventError
 from traceability.validity import trace_rules
 
 ORCHARD, PACKING = "gannan-orchard-coop", "ganzhou-packing-house"
+REGULATOR = "market-supervision-bureau"
 
 
 def event(label: str, serial: int = 1, **fields: Any) -> dict[str, Any]:
     return commissioning(label, f"https://id.gs1.org/01/06901234000122/21/S{serial}", **fields)
 
 
-def declaring(original: dict[str, Any]) -> dict[str, Any]:
+def declaring(original: dict[str, Any], *corrective: str) -> dict[str, Any]:
     """The error declaration of `original` (EPCIS 2.0 §7.4.1.4): the same event, its
-    eventID included, with errorDeclaration."""
-    reason = "incorrect_data"
+    eventID included, with errorDeclaration naming the `corrective` events."""
+    error = {"declarationTime": "2026-11-21T09:00:00Z", "reason": "incorrect_data"}
     return {
         **original,
-        "errorDeclaration": {"declarationTime": "2026-11-21T09:00:00Z", "reason": reason},
+        "errorDeclaration": error
+        | ({"correctiveEventIDs": list(corrective)} if corrective else {}),
     }
 
 
@@ -102,6 +107,59 @@ def test_an_error_declaration_of_a_recorded_event_is_accepted_once(
     chain.commit_block([record(park, chain, event("packing count, corrected"))])
     assert chain.store is not None
     assert verify_store(chain.store, park.genesis, rules=trace_rules).ok
+
+
+def test_the_regulator_may_declare_any_event_erroneous(park: Consortium, chain: DevChain) -> None:
+    """Even one whose business step it may not record itself: a declaration records no
+    step (the write policy checks its type only)."""
+    original = event("commissioned in error", serial=4)
+    corrected = event("commissioned, corrected", serial=5)
+    chain.commit_block([record(park, chain, original), record(park, chain, corrected)])
+    by_regulator = record(park, chain, declaring(original, corrected["eventID"]), org=REGULATOR)
+    block = chain.commit_block([by_regulator])
+    assert [tx.id for tx in block.txs] == [by_regulator.id]
+    assert chain.store is not None
+    assert verify_store(chain.store, park.genesis, rules=trace_rules).ok
+
+
+def test_another_organisations_event_is_not_its_to_declare(
+    park: Consortium, chain: DevChain
+) -> None:
+    original = event("the orchard's own", serial=6)
+    chain.commit_block([record(park, chain, original)])
+    report = refused_everywhere(
+        chain,
+        record(park, chain, declaring(original), org=PACKING),
+        ErrorDeclarationError,
+        match="recorded by 'gannan-orchard-coop'; only that organisation or the regulator",
+    )
+    assert "not 'ganzhou-packing-house'" in report.problem.what
+
+
+def test_an_event_the_chain_does_not_hold_cannot_be_declared(
+    park: Consortium, chain: DevChain
+) -> None:
+    """Else anyone could take the one declaration of an eventID before its event is
+    recorded, and its recorder could never correct it."""
+    unknown = event("never recorded", serial=7)
+    refused_everywhere(
+        chain,
+        record(park, chain, declaring(unknown)),
+        UnknownEventError,
+        match=f"event {unknown['eventID']} is not recorded on this chain",
+    )
+
+
+def test_a_declaration_names_its_event_and_another_as_corrective(
+    park: Consortium, chain: DevChain
+) -> None:
+    original = event("to correct", serial=8)
+    chain.commit_block([record(park, chain, original)])
+    anonymous = {k: v for k, v in declaring(original).items() if k != "eventID"}
+    with pytest.raises(ErrorDeclarationError, match="names the erroneous event by its eventID"):
+        judge(chain, [record(park, chain, anonymous)])
+    with pytest.raises(EpcisValidationError, match="correctiveEventIDs\\[0\\]: names the event"):
+        judge(chain, [record(park, chain, declaring(original, original["eventID"]))])
 
 
 def test_an_event_and_its_declaration_in_one_block(park: Consortium, chain: DevChain) -> None:

@@ -28,3 +28,7 @@ class NotOwnerError(NotPermittedError):
 
 class ErrorDeclarationError(NotPermittedError):
     """An EPCIS error declaration for an event that is not the signer's to declare."""
+
+
+class UnknownEventError(NotFoundError):
+    """An EPCIS error declaration for an event this chain does not hold."""

@@ -13,8 +13,8 @@ Per transaction, in order:
    ledger's membership rule parses); any other type is refused;
 2. it does not move on or sell recalled goods (`traceability.recall`);
 3. what it claims is new on the chain (`traceability.claims`): an EPCIS event's eventID,
-   unless it is an error declaration for an event of the same organisation
-   (`traceability.epcis.uniqueness`), and a code issuance's batch id;
+   unless it declares a recorded event erroneous, by its recorder or the regulator
+   (`traceability.epcis.uniqueness`, `.corrections`), and a code issuance's batch id;
 4. a code issuance is for a GTIN under a GS1 Company Prefix the signer's organisation
    holds at this height (`traceability.codes.issuance`);
 5. consumer observations are signed by a validator node (`traceability.codes.observations`).

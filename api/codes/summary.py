@@ -38,17 +38,19 @@ def verdict_of(
 
 
 def origin_of(journey: Journey | None) -> Step | None:
-    """The first step that says where it happened: the plot, farm or factory."""
+    """The first step that says where it happened: the plot, farm or factory (a step
+    declared erroneous says nothing)."""
     for step in journey.steps if journey else ():
-        if step.region or step.place:
+        if (step.region or step.place) and step.withdrawn is None:
             return step
     return None
 
 
 def key_steps(journey: Journey | None) -> list[Step]:
     """Three to five steps in the order they happened: the first, the last, and between
-    them one of each telling kind (harvest, inspection, …) until there are five."""
-    steps = [s for s in journey.steps if s.kind != "codes"] if journey else []
+    them one of each telling kind (harvest, inspection, …) until there are five; none
+    declared erroneous."""
+    steps = [s for s in journey.steps if s.kind != "codes" and not s.withdrawn] if journey else []
     if len(steps) <= 3:
         return steps
     chosen = {0, len(steps) - 1}

@@ -134,6 +134,9 @@ class Step:
     temperature: dict[str, Any] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     certificates: list[dict[str, Any]] = field(default_factory=list)
+    #: The event was declared erroneous: when, why, and its corrective events (each with
+    #: `step`, its 1-based place in the journey, when the journey shows it).
+    withdrawn: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +157,7 @@ class Step:
             "temperature": self.temperature,
             "results": self.results,
             "certificates": self.certificates,
+            "withdrawn": self.withdrawn,
             "recordedBy": self.party.to_json(),
             "ledger": {
                 "transaction": self.tx_id,
@@ -323,7 +327,28 @@ def event_step(entry: dict[str, Any], signer: str, membership: Membership) -> St
         temperature=_temperature(event),
         results=_results(event),
         certificates=_certificates(event),
+        withdrawn=_withdrawn(entry.get("withdrawn"), membership),
     )
+
+
+def _withdrawn(marked: dict[str, Any] | None, membership: Membership) -> dict[str, Any] | None:
+    """The history's `withdrawn` marker as the journey keeps it: who declared it, and a
+    copy of the corrective events (the history is shared; the journey numbers them)."""
+    if marked is None:
+        return None
+    return {
+        **marked,
+        "declaredBy": party_of(membership, marked["signer"]).to_json(),
+        "correctiveEvents": [dict(c) for c in marked["correctiveEvents"]],
+    }
+
+
+def _link_corrections(steps: list[Step]) -> None:
+    """Point each withdrawn step's corrective events at their steps in this journey."""
+    place = {s.event_id: n for n, s in enumerate(steps, 1) if s.event_id}
+    for step in steps:
+        for corrective in step.withdrawn["correctiveEvents"] if step.withdrawn else ():
+            corrective["step"] = place.get(corrective["eventID"])
 
 
 def batch_step(recorded: RecordedBatch, store: Store, membership: Membership) -> Step:
@@ -376,12 +401,14 @@ def build_journey(
     steps = in_order(events, [batch_step(b, store, membership) for b in batches])
     if not steps:
         return None
+    _link_corrections(steps)
     origins = []
-    for step in steps:
+    standing = [s for s in steps if s.withdrawn is None]
+    for step in standing:
         if step.kind == "origin":
             origins.append(_origin(step, dict(step.facts)))
     regions: list[str] = []
-    for step in steps:
+    for step in standing:
         for region in (step.region, step.destination_region):
             if region and region.upper() not in regions:
                 regions.append(region.upper())

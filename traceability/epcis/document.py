@@ -57,10 +57,16 @@ class CheckedDocument:
     kind: str
     events: list[LedgerEvent] = field(default_factory=list)
     rejected: list[tuple[int, EpcisValidationError]] = field(default_factory=list)
+    #: where the events are in the document
+    base: str = "epcisBody.eventList"
 
     @property
     def total(self) -> int:
         return len(self.events) + len(self.rejected)
+
+    def event_path(self, index: int) -> str:
+        """The path of event `index` ("epcisBody.eventList[3]")."""
+        return join_path(self.base, index)
 
 
 #: Deepest nesting accepted; EPCIS documents need a dozen levels, not hundreds.
@@ -200,7 +206,7 @@ def _document_extensions(doc: dict[str, Any], context: Context) -> list[Problem]
 
 
 def _check_events(kind: str, context: Context, base: str, events: list[Any]) -> CheckedDocument:
-    checked = CheckedDocument(kind)
+    checked = CheckedDocument(kind, base=base)
     valid: list[tuple[int, dict[str, Any], Context]] = []
     for i, event in enumerate(events):
         path = join_path(base, i)

@@ -7,6 +7,12 @@ parent (ADD, or OBSERVE of the parent with the product inside) until one that ta
 out (DELETE naming it, or naming no children, which empties the parent). Provenance
 follows TransformationEvents: the inputs of the transformation that produced the product
 (all events sharing a transformationID count as one transformation), up to its time.
+
+Corrections (EPCIS 2.0 error declarations, `traceability.epcis.corrections`) are folded
+into the event they correct: a declared-erroneous event stays in the history marked
+`withdrawn` (when, why, by which transaction, and its corrective events, found by their
+eventIDs), is not followed into containers or inputs, and the declaration itself is no
+step of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from traceability.epcis.index import (
     canonical_identifier,
     events,
     identifiers,
+    to_indexed,
 )
 from traceability.epcis.query import ledger_view
 
@@ -53,8 +60,6 @@ def _events_naming(index: EventIndex, identifier: str, roles: tuple[str, ...] | 
         .where(events.c.log_index.in_(naming))
         .order_by(events.c.event_time_us, events.c.log_index)
     )
-    from traceability.epcis.index import to_indexed
-
     return [(to_indexed(r), r.event_time_us) for r in index.run(statement)]
 
 
@@ -123,8 +128,11 @@ def _history(index: EventIndex, identifier: str) -> dict[str, Any] | None:
         if key in seen_subjects:
             continue
         seen_subjects.add(key)
-        for item, at in _events_naming(index, subject.identifier):
-            if not subject.start <= at <= subject.end:
+        naming = _events_naming(index, subject.identifier)
+        # A declaration repeats its event, so it names the same identifiers.
+        declared = {i.event_id for i, _ in naming if "errorDeclaration" in i.event}
+        for item, at in naming:
+            if not subject.start <= at <= subject.end or "errorDeclaration" in item.event:
                 continue
             if len(entries) >= MAX_EVENTS:
                 truncated = True
@@ -133,12 +141,14 @@ def _history(index: EventIndex, identifier: str) -> dict[str, Any] | None:
             if subject.depth >= MAX_DEPTH:
                 truncated = truncated or item.event.get("type") in _LINKING
                 continue
-            _follow(index, item, at, subject, queue, containers, inputs)
+            if item.event_id not in declared:
+                _follow(index, item, at, subject, queue, containers, inputs)
     if not entries:
         return None
     ordered = [
         entry for _, entry in sorted(entries.values(), key=lambda e: (e[0], e[1]["logIndex"]))
     ]
+    _mark_withdrawn(index, ordered)
     return {
         "identifier": identifier,
         "canonicalIdentifier": root,
@@ -220,4 +230,64 @@ def _entry(item: IndexedEvent, subject: Subject) -> dict[str, Any]:
         "subject": subject.given,
         "via": subject.via,
         "event": ledger_view(item),
+    }
+
+
+def _mark_withdrawn(index: EventIndex, entries: list[dict[str, Any]]) -> None:
+    """Add `withdrawn` to each entry whose event was declared erroneous (one lookup for
+    the declarations, one for their corrective events)."""
+    ids = [e["eventID"] for e in entries if e["eventID"]]
+    declarations = {
+        d.event_id: d for d in _recorded(index, ids, declarations=True) if d.event_id is not None
+    }
+    if not declarations:
+        return
+    corrective = {
+        c: None
+        for d in declarations.values()
+        for c in d.event["errorDeclaration"].get("correctiveEventIDs") or ()
+        if isinstance(c, str)
+    }
+    found = {c.event_id: c for c in _recorded(index, list(corrective), declarations=False)}
+    here = {e["eventID"] for e in entries}
+    for entry in entries:
+        declaration = declarations.get(entry["eventID"])
+        if declaration is None:
+            continue
+        error = declaration.event["errorDeclaration"]
+        entry["withdrawn"] = {
+            "declarationTime": error.get("declarationTime"),
+            "reason": error.get("reason"),
+            "signer": declaration.signer,
+            "transaction": declaration.tx_id,
+            "height": declaration.height,
+            "logIndex": declaration.log_index,
+            "correctiveEvents": [
+                _corrective(c, found.get(c), c in here)
+                for c in error.get("correctiveEventIDs") or ()
+                if isinstance(c, str)
+            ],
+        }
+
+
+def _recorded(index: EventIndex, event_ids: list[str], *, declarations: bool) -> list[IndexedEvent]:
+    """The recorded events (or error declarations) with these eventIDs."""
+    found: list[IndexedEvent] = []
+    for start in range(0, len(event_ids), 500):
+        statement = select(events).where(
+            events.c.event_id.in_(event_ids[start : start + 500]),
+            events.c.error_declaration.is_(declarations),
+        )
+        found += [to_indexed(r) for r in index.run(statement.order_by(events.c.log_index))]
+    return found
+
+
+def _corrective(event_id: str, item: IndexedEvent | None, in_history: bool) -> dict[str, Any]:
+    return {
+        "eventID": event_id,
+        "recorded": item is not None,
+        "inHistory": in_history,
+        "transaction": item.tx_id if item else None,
+        "height": item.height if item else None,
+        "logIndex": item.log_index if item else None,
     }

@@ -43,6 +43,18 @@ class EpcisValidationError(SchemaError):
     def field(self) -> str:
         return self.problems[0].path
 
+    def within(self, where: str) -> str:
+        """The message said from `where` (an event's path, or a label naming the event):
+        a report that already names the event does not repeat its path."""
+        first = self.problems[0]
+        inner = relative_path(first.path, where)
+        more = len(self.problems) - 1
+        return (
+            (f"{inner}: " if inner else "")
+            + f"{first.message} [rule {first.rule}]"
+            + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        )
+
     @property
     def rule(self) -> str:
         return self.problems[0].rule
@@ -57,6 +69,16 @@ def join_path(base: str, *parts: str | int) -> str:
         else:
             text = f"{text}.{part}" if text else part
     return text
+
+
+def relative_path(path: str, where: str) -> str:
+    """`path` from inside `where`: relative_path("a[0].b", "a[0]") == "b"; a path outside
+    it is kept whole."""
+    if path == where:
+        return ""
+    if where and path.startswith(where) and path[len(where)] in ".[":
+        return path[len(where) :].removeprefix(".")
+    return path
 
 
 def relabel(error: Exception, where: str) -> Exception:

@@ -217,6 +217,14 @@ def _checks(event: dict[str, Any], kind: str, ctx: Context, path: str) -> Iterat
         reason = error.get("reason")
         yield cbv.check_value(reason, cbv.ERROR_REASON, at("errorDeclaration", "reason"), ctx)
         yield from _extensions(error, _ERROR_FIELDS, ctx, at("errorDeclaration"))
+        for i, corrective in enumerate(_list(error.get("correctiveEventIDs"))):
+            if corrective is not None and corrective == event.get("eventID"):
+                yield Problem(
+                    at("errorDeclaration", "correctiveEventIDs", i),
+                    "corrective-event",
+                    "names the event being declared erroneous; a corrective event is a new "
+                    "event with its own eventID",
+                )
     for key in ("readPoint", "bizLocation"):
         value = event.get(key)
         if isinstance(value, dict):
