@@ -294,7 +294,14 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     link_type = res.link_type
     host = codes.settings.resolver_host
     auth = codes.authenticate(store, membership, link) if link.level == "item" else None
-    logs = link_type is None and res.request.method == "GET" and not res.wants_linkset()
+    # A person's scan asks for the page: not the linkset, another link type, or the JSON
+    # document that verification and traceability links point at.
+    logs = (
+        link_type is None
+        and res.request.method == "GET"
+        and not res.wants_linkset()
+        and res.params.get("format") != "json"
+    )
     batches = codes.batches(store, membership, link)
     status = auth.status if auth is not None else link.level
     if auth is not None and auth.status == "unknown":
