@@ -5,13 +5,16 @@ new genesis (or, later, a policy transaction), never by shipping different node 
 
     {"transactions": {"<tx type>": ["<role>", ...], ...},
      "biz_steps": {"<bizStep>": ["<role>", ...], ...},
-     "unlisted_biz_steps": ["<role>", ...]}
+     "unlisted_biz_steps": ["<role>", ...],
+     "no_biz_step": ["<role>", ...]}
 
 A transaction type missing from "transactions" is refused. For "epcis.event" the signer
 needs a role allowed for the type *and* one allowed for the event's bizStep. CBV steps are
 written as bare words ("inspecting"); an event may spell them as bare words, CBV URNs or
 GS1 web URIs, which all mean the same step. Other (private) steps are written as full URIs.
-Events with a step that is not listed, or with none, need a role in "unlisted_biz_steps".
+Events with a step that is not listed need a role in "unlisted_biz_steps"; events with no
+step, one in "no_biz_step" (optional, default "unlisted_biz_steps", and then not written
+back, so genesis files from before it keep their hash).
 An EPCIS error declaration records no step of its own (it repeats the erroneous event's),
 so only its type is checked here; who may declare which event is a domain rule
 (traceability.epcis.corrections: the recorder's organisation or the regulator).
@@ -38,7 +41,7 @@ _CBV_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-
 _BARE_WORD = re.compile(r"^[a-z][a-z_]*$")
 _TX_TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
 POLICY_FIELDS = ("transactions", "biz_steps", "unlisted_biz_steps")
-OPTIONAL_POLICY_FIELDS = ("read_all",)
+OPTIONAL_POLICY_FIELDS = ("read_all", "no_biz_step")
 DEFAULT_READ_ALL = ("regulator",)
 
 
@@ -61,6 +64,8 @@ class Policy:
     unlisted_biz_steps: tuple[str, ...] = ()
     #: Roles that may read every event (queries, subscriptions).
     read_all: tuple[str, ...] = DEFAULT_READ_ALL
+    #: Roles that may record an event with no bizStep; None: those of unlisted_biz_steps.
+    no_biz_step: tuple[str, ...] | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Policy:
@@ -101,14 +106,26 @@ class Policy:
         read_all = DEFAULT_READ_ALL
         if "read_all" in data:
             read_all = parse_roles(data["read_all"], "policy.read_all", allow_empty=True)
-        return cls(MappingProxyType(transactions), MappingProxyType(biz_steps), unlisted, read_all)
+        no_step = None
+        if "no_biz_step" in data:
+            no_step = parse_roles(data["no_biz_step"], "policy.no_biz_step", allow_empty=True)
+        return cls(
+            MappingProxyType(transactions),
+            MappingProxyType(biz_steps),
+            unlisted,
+            read_all,
+            no_step,
+        )
 
     def to_json(self) -> dict[str, Any]:
+        optional = {"read_all": list(self.read_all)} if self.read_all != DEFAULT_READ_ALL else {}
+        if self.no_biz_step is not None:
+            optional["no_biz_step"] = list(self.no_biz_step)
         return {
             "transactions": {k: list(v) for k, v in self.transactions.items()},
             "biz_steps": {k: list(v) for k, v in self.biz_steps.items()},
             "unlisted_biz_steps": list(self.unlisted_biz_steps),
-        } | ({} if self.read_all == DEFAULT_READ_ALL else {"read_all": list(self.read_all)})
+        } | optional
 
     def check(
         self, tx_type: str, payload: dict[str, Any], roles: tuple[str, ...], who: str
@@ -125,8 +142,10 @@ class Policy:
         if tx_type != EPCIS_TX_TYPE or _declares_error(payload):
             return
         step = biz_step_of(payload)
-        listed = self.biz_steps.get(step) if step else None
-        step_roles = self.unlisted_biz_steps if listed is None else listed
+        if step is None:
+            step_roles = self.unlisted_biz_steps if self.no_biz_step is None else self.no_biz_step
+        else:
+            step_roles = self.biz_steps.get(step, self.unlisted_biz_steps)
         if not set(roles) & set(step_roles):
             what = f"bizStep {step!r}" if step else "no bizStep"
             raise NotPermittedError(

@@ -67,12 +67,34 @@ def fp(org: str, park: Consortium = PARK) -> str:
         (LAB, "inspecting"),
         ("cold-chain-logistics", "transporting"),
         (RETAIL, "retail_selling"),
+        # every CBV step a role plausibly performs, no step at all, and the park's own steps
+        ("notoginseng-processor", "installing"),
+        (LAB, "other"),
+        (ORCHARD, None),
+        (ORCHARD, "https://ns.parktrace.example/bizstep/cultivating"),
+        ("notoginseng-processor", "https://ns.parktrace.example/bizstep/drying"),
     ],
 )
-def test_permitted_events_pass(org: str, step: str) -> None:
+def test_permitted_events_pass(org: str, step: str | None) -> None:
     tx = PARK.sign_tx(org, "epcis.event", event(step))
     member = MEMBERSHIP.check_tx(tx, 1, AT)
     assert member.org == org and member.fingerprint == tx.signer
+
+
+def test_events_without_a_step_default_to_the_unlisted_rule_and_keep_old_genesis_bytes() -> None:
+    from ledger.policy import Policy
+
+    old = {"transactions": {"epcis.event": ["producer"]}, "biz_steps": {},
+           "unlisted_biz_steps": []}  # fmt: skip
+    policy = Policy.from_json(old)
+    assert policy.to_json() == old  # a genesis from before no_biz_step hashes as it did
+    with pytest.raises(NotPermittedError, match="no bizStep; allowed roles: none"):
+        policy.check("epcis.event", event(None), ("producer",), "grower")
+    given = Policy.from_json({**old, "no_biz_step": ["producer"]})
+    assert given.to_json()["no_biz_step"] == ["producer"]
+    given.check("epcis.event", event(None), ("producer",), "grower")
+    with pytest.raises(NotPermittedError, match="bizStep 'x:y'; allowed roles: none"):
+        given.check("epcis.event", event("x:y"), ("producer",), "grower")
 
 
 def test_regulator_records_recall() -> None:
@@ -164,7 +186,12 @@ def test_revoked_certificate() -> None:
             event("summarising"),
             "bizStep 'summarising'; allowed roles: none",
         ),
-        (ORCHARD, "epcis.event", event(None), "with no bizStep; allowed roles: none"),
+        (
+            ORCHARD,
+            "epcis.event",
+            event("https://ns.parktrace.example/bizstep/drying"),
+            "bizStep 'https://ns.parktrace.example/bizstep/drying'; allowed roles: processor",
+        ),
         (LAB, "epcis.event", event("retail_selling"), "allowed roles: retailer"),
         (
             ORCHARD,
