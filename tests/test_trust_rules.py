@@ -7,6 +7,7 @@ plot to what the plot may yield."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -634,6 +635,33 @@ def test_plain_commissioning_of_other_goods_is_untouched(
 
 
 # -- the consumer page ---------------------------------------------------------------------------
+def _points(path: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in re.findall(r"([\d.]+),([\d.]+)", path)]
+
+
+def _marker_inside_the_drawn_zone(page: str) -> bool:
+    """Whether the origin map's plot marker lies inside one of its zone outlines, read
+    back from the SVG the page drew (no tiles, no script)."""
+    figure = page[page.index('id="origin-map"') :]
+    figure = figure[: figure.index("</figure>")]
+    zones = [_points(d) for d in re.findall(r'<path class="zone" d="([^"]+)"', figure)]
+    circle = re.search(r'<circle class="plot" cx="([\d.]+)" cy="([\d.]+)"', figure)
+    if circle is None:
+        outline = re.search(r'<path class="plot" d="([^"]+)"', figure)
+        assert outline is not None, "no plot drawn"
+        corners = _points(outline[1])
+        x, y = (sum(c[i] for c in corners) / len(corners) for i in (0, 1))
+    else:
+        x, y = float(circle[1]), float(circle[2])
+
+    def inside(polygon: list[tuple[float, float]]) -> bool:
+        edges = zip(polygon, polygon[1:] + polygon[:1], strict=True)
+        return sum((y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+                   for (x1, y1), (x2, y2) in edges) % 2 == 1  # fmt: skip
+
+    return bool(zones) and any(inside(zone) for zone in zones)
+
+
 def test_the_consumer_page_says_the_origin_is_a_registered_plot_in_the_gi_zone(
     ruled: Consortium, tmp_path: Path
 ) -> None:
@@ -648,6 +676,7 @@ def test_the_consumer_page_says_the_origin_is_a_registered_plot_in_the_gi_zone(
             page = world.get(cases[name].code, ZH).text
             assert "产地核验：已登记地块 · 地理标志保护区内" in page
             assert f"（地块 {plot}，{zone}）" in page and 'href="geo:' in page
+            assert _marker_inside_the_drawn_zone(page), name
         english = world.get(cases["orange"].code, EN).text
         assert (
             "Origin verified: registered plot · inside the geographical-indication zone" in english

@@ -12,13 +12,14 @@ from traceability.identifiers import canonical_key
 from traceability.trust.origin import OriginCheck, non_conformant, origin_check
 
 from ..services import Services
+from .origin_map import origin_map
 
 _ORIGIN_KINDS = ("origin", "harvest", "production")
 
 
 def trust_view(svc: Services, journey: Journey | None) -> dict[str, Any] | None:
-    """{"origin": OriginCheck | None, "cold_chain": bool}, or None when there is nothing
-    to say (no trust rules, or goods they do not govern)."""
+    """{"origin": OriginCheck | None, "map": OriginMap | None, "cold_chain": bool}, or
+    None when there is nothing to say (no trust rules, or goods they do not govern)."""
     if journey is None:
         return None
     store = svc.node.store
@@ -35,4 +36,7 @@ def trust_view(svc: Services, journey: Journey | None) -> dict[str, Any] | None:
     )
     keys = {canonical_key(i) for _, event in found for i in event_identifiers(event)}
     warm = non_conformant(store, keys)
-    return {"origin": origin, "cold_chain": warm} if origin or warm else None
+    if not origin and not warm:
+        return None
+    drawn = origin_map(list(origin.areas), origin.shape) if origin else None
+    return {"origin": origin, "map": drawn, "cold_chain": warm}

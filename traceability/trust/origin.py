@@ -14,7 +14,7 @@ from ledger.store import Store
 from ..identifiers import canonical_key
 from . import events
 from .events import plot_named
-from .geo import Circle
+from .geo import Circle, Polygon
 from .state import TrustState
 
 
@@ -25,6 +25,9 @@ class OriginCheck:
     zone_en: str
     #: "geo:lat,lon" of the plot's centre (or first vertex), for a map
     geo: str
+    #: the plot's shape and the zone's areas, to draw them
+    shape: Circle | Polygon
+    areas: tuple[Polygon, ...]
 
 
 def origin_check(
@@ -41,7 +44,9 @@ def origin_check(
             lon, lat = (
                 plot.shape.centre if isinstance(plot.shape, Circle) else plot.shape.vertices[0]
             )
-            return OriginCheck(plot.id, zone.name, zone.name_en, f"geo:{lat},{lon}")
+            areas = tuple(polygon for _, polygon in zone.areas)
+            geo = f"geo:{lat},{lon}"
+            return OriginCheck(plot.id, zone.name, zone.name_en, geo, plot.shape, areas)
     return None
 
 
