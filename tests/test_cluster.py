@@ -258,21 +258,18 @@ def test_a_plain_epcis_client_captures_on_the_node_its_organisation_delegated_to
     body = json.dumps(document).encode()
     orchard = Identity.from_consortium(net.dir / "consortium", org)
 
-    def capture(node_id: str) -> httpx.Response:
-        request = net.http.build_request(
-            "POST",
-            f"{net.url(node_id)}/capture",
-            content=body,
-            headers={"content-type": "application/ld+json"},
-        )
-        sign_request(request, orchard, body)
+    def signed(method: str, url: str, content: bytes = b"") -> httpx.Response:
+        headers = {"content-type": "application/ld+json"} if content else {}
+        request = net.http.build_request(method, url, content=content, headers=headers)
+        sign_request(request, orchard, content)
         return net.http.send(request)
 
-    refused = capture("testing-centre-node")
+    refused = signed("POST", f"{net.url('testing-centre-node')}/capture", body)
     assert refused.status_code == 403, refused.text
-    accepted = capture("park-committee-node")
+    committee = net.url("park-committee-node")
+    accepted = signed("POST", f"{committee}/capture", body)
     assert accepted.status_code == 202, accepted.text
-    job = net.http.get(f"{net.url('park-committee-node')}{accepted.headers['location']}").json()
+    job = signed("GET", f"{committee}{accepted.headers['location']}").json()  # a member's read
     assert job["success"] and len(job["transactions"]) == 1, job
     net.wait_committed([job["transactions"][0]["transaction"]], "testing-centre-node")
 
