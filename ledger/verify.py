@@ -79,7 +79,7 @@ class VerifyReport:
         return data
 
 
-def _canonical_json(text: str, what: str) -> Any:
+def canonical_json(text: str, what: str) -> Any:
     """Parse stored text and insist it is the canonical encoding of what it says."""
     try:
         value = json.loads(text)
@@ -93,17 +93,17 @@ def _canonical_json(text: str, what: str) -> Any:
 def _parse_block(
     raw: RawBlock, last_commit: CommitCertificate | None
 ) -> tuple[Block, CommitCertificate]:
-    header = Header.from_json(_canonical_json(raw.header, "header"))
+    header = Header.from_json(canonical_json(raw.header, "header"))
     if header.height != raw.height:
         raise LedgerError(f"header says height {header.height}, row says {raw.height}")
     if raw.hash.hex() != header.hash:
         raise LedgerError("stored block hash differs from the hash of the stored header")
     if raw.time != header.time:
         raise LedgerError("stored block time differs from the header's")
-    evidence = _canonical_json(raw.evidence, "evidence")
+    evidence = canonical_json(raw.evidence, "evidence")
     if not isinstance(evidence, list):
         raise LedgerError("evidence is not a list")
-    commit = CommitCertificate.from_json(_canonical_json(raw.commit, "commit certificate"))
+    commit = CommitCertificate.from_json(canonical_json(raw.commit, "commit certificate"))
     txs = []
     for position, row in enumerate(raw.txs):
         where = f"transaction {position}"
@@ -130,8 +130,12 @@ def verify_store(
     progress: Callable[[int, int], None] | None = None,
     check_indexes: bool = True,
     rules: RulesFactory | None = None,
+    start: Tip | None = None,
 ) -> VerifyReport:
     """Replay the stored chain from genesis, checking everything; stop at the first problem.
+
+    `start`: the state after a block already verified (a node's checkpoint, with the
+    domain state of the same `rules`); only the blocks above it are replayed.
 
     `rules`: the domain's block rules, the same function that judged every block when it
     was proposed, so a transaction written into the store behind the nodes' backs that no
@@ -165,18 +169,21 @@ def verify_store(
         report.problem = Problem(0, "the store's copy of genesis differs from the genesis given")
         return report
 
-    state = genesis.initial_state()
-    membership = genesis.membership()
     total = store.height()
-    last_commit: CommitCertificate | None = None
-    evidence_keys: set[str] = set()
-    domain = rules(store) if rules is not None else None
+    if start is None:
+        state, membership, last_commit = genesis.initial_state(), genesis.membership(), None
+        evidence_keys: set[str] = set()
+        domain = rules(store) if rules is not None else None
+    else:
+        state, membership, last_commit = start.state, start.membership, start.last_commit
+        evidence_keys, domain = set(start.evidence_keys), start.rules
     if check_indexes and store.index is None:
         report.notes.append(
             f"product index not checked: it is keyed by {store.indexed_by()!r}, which this "
             "verification was not given (verify with the domain rules)"
         )
-    for raw in store.raw_blocks(1, total):  # the store as it was when the check began
+    # The store as it was when the check began.
+    for raw in store.raw_blocks(state.height + 1, total):
         height = raw.height
         try:
             if height != state.height + 1:
@@ -232,12 +239,19 @@ def verify_store(
     return report
 
 
-def restore_chain(store: Store, genesis: Genesis, *, rules: RulesFactory | None = None) -> Tip:
-    """What a node needs to go on from its store, after checking every stored block.
+def restore_chain(
+    store: Store,
+    genesis: Genesis,
+    *,
+    rules: RulesFactory | None = None,
+    start: Tip | None = None,
+) -> Tip:
+    """What a node needs to go on from its store, after checking every stored block (above
+    `start`, a state verified before).
 
     A node whose store fails verification must not start: this raises, naming the height.
     """
-    report = verify_store(store, genesis, rules=rules)
+    report = verify_store(store, genesis, rules=rules, start=start)
     if report.problem is not None:
         raise LedgerError(
             f"the store fails verification at height {report.problem.height}: {report.problem.what}"
