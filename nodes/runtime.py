@@ -119,6 +119,8 @@ class Node(NodeCore):
         self._checkpointing: asyncio.Task[None] | None = None
         #: Why the store was found changed below the checkpoint (the node then stops).
         self.refused: str | None = None
+        #: The re-hash of the blocks below `restored_from`: "running", then "unchanged".
+        self.prefix_check: str | None = "running" if restored.checkpoint else None
         # Verify each transaction's signature once: on admission, not again in proposals.
         cache_verified_signatures(2 * self.mempool.capacity)
         self.state: ChainState = tip.state
@@ -316,6 +318,7 @@ class Node(NodeCore):
                 f"the store fails verification at height {problem.height}: {problem.what}",
             )
         else:
+            self.prefix_check = "unchanged"
             log.info("stored blocks 1..%d re-hashed: unchanged since verified", found.height)
 
     # -- the driver ------------------------------------------------------------------------------
@@ -757,4 +760,7 @@ class Node(NodeCore):
             "mempool": len(self.mempool),
             "peers": sorted(self.network.stats.connected),
             "peer_heights": dict(sorted(self.peer_heights.items())),
+            "checkpoint": self.checkpoint.summary() if self.checkpoint is not None else None,
+            "restarted_from": self.restored_from.height if self.restored_from else None,
+            "prefix_check": self.prefix_check,
         }
