@@ -111,7 +111,9 @@ class Node(NodeCore):
         self.checkpoint_path = config.data_dir / checkpoints.FILE_NAME
         restored = checkpoints.restore(store, genesis, self.key, self.checkpoint_path, trace_rules)
         tip = restored.tip
-        super().__init__(genesis, store, tip.membership, rules=tip.rules)
+        super().__init__(
+            genesis, store, tip.membership, rules=tip.rules, intake_floor=config.blocks.max_txs
+        )
         #: The checkpoint this start went on from: its blocks are re-hashed while it runs.
         self.restored_from = restored.checkpoint
         self.checkpoint: Checkpoint | None = restored.checkpoint
