@@ -114,7 +114,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--keep", type=Path, help="build the store here once and reuse it")
     args = p.parse_args()
-    events = 20_000 if args.quick else args.events
+    events = 5_000 if args.quick else args.events
     directory = args.keep or Path(tempfile.mkdtemp(prefix="bench-restart-"))
     marker = directory / f"built-{events}"
     if not marker.exists():
