@@ -234,7 +234,7 @@ class Node(NodeCore):
         ]
         if self.restored_from is not None:
             self._tasks.append(asyncio.create_task(self._check_prefix(), name="prefix"))
-        else:  # verified in full just now: the next start need not do it again
+        if self.checkpoint_height() < self.state.height:  # verified just now: keep that
             self._write_checkpoint_soon()
         log.info("node %s started at height %d", self.config.id, self.state.height)
         self._check_guard()  # a lone validator needs no peer's word
