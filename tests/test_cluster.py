@@ -50,9 +50,11 @@ class Cluster(LocalNet):
         for i in range(0, len(txs), 50):
             node_id = nodes[(i // 50) % len(nodes)]
             batch = [tx.to_json() for tx in txs[i : i + 50]]
-            response = self.http.post(
-                f"{self.by_id[node_id].url}/v1/transactions/batch", json={"transactions": batch}
-            )
+            url = f"{self.by_id[node_id].url}/v1/transactions/batch"
+            response = self.http.post(url, json={"transactions": batch})
+            while response.status_code == 503:  # busy: wait as told, as the SDK does
+                time.sleep(float(response.headers["retry-after"]))
+                response = self.http.post(url, json={"transactions": batch})
             assert response.status_code == 200, response.text
             results = response.json()["results"]
             refused = [r for r in results if r["state"] != "pending"]
