@@ -68,3 +68,18 @@ def raw_seed(net: LocalNet, org: str) -> bytes:
     return key.crypto_key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
+
+
+def resolver_env(directory: Path) -> dict[str, str]:
+    """The environment that gives every node the same resolver key, so that a node can
+    issue codes and every node can check them."""
+    import os
+
+    from traceability.codes.sealing import ResolverKey
+
+    path = directory / "resolver.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(ResolverKey.generate().text())
+    return {"PARKTRACE_RESOLVER_KEY": str(path)}

@@ -46,6 +46,14 @@
     const digits = String(value || '').replace(/\D/g, '');
     return digits.length === 13 ? '0' + digits : digits;
   }
+  /* GS1 mod-10 check digit of a GTIN (the last digit). */
+  function gtinValid (value) {
+    const d = gtin14(value);
+    if (!/^\d{14}$/.test(d)) return false;
+    let sum = 0;
+    for (let i = 0; i < 13; i++) sum += Number(d[i]) * (i % 2 === 0 ? 3 : 1);
+    return (10 - (sum % 10)) % 10 === Number(d[13]);
+  }
   const lotUri = (gtin, lot) => `https://id.gs1.org/01/${gtin14(gtin)}/10/${encodeURIComponent(lot.trim())}`;
   const localPage = (uri) => uri.replace(/^https:\/\/id\.gs1\.org/, '');
   const lang2 = (en, zh) => [{ '@value': en || zh, '@language': 'en' }, { '@value': zh || en, '@language': 'zh' }];
@@ -104,6 +112,30 @@
         };
         if (v.variety) event.ilmd['pt:variety'] = lang2(v.variety, v.variety);
         return { event, lot: lotUri(v.gtin, v.lot), at: { quantityList: 'weight', epcClass: 'lot', readPoint: 'plot', bizLocation: 'plot', ilmd: 'plot', 'pt:harvestDate': 'harvestDate', eventTime: 'time' } };
+      }
+    },
+    {
+      id: 'production', roles: ['producer', 'processor'],
+      fields: [
+        ...productFields(''),
+        { name: 'quantity', type: 'number', required: true, min: 1, step: 'any' },
+        { name: 'outUnit', type: 'select', options: ['EA', 'KGM'] },
+        { name: 'location', type: 'location', required: true },
+        whenField
+      ],
+      build (v, me) {
+        const q = { epcClass: lotUri(v.gtin, v.lot), quantity: Number(v.quantity) };
+        if (v.outUnit !== 'EA') q.uom = v.outUnit;
+        return {
+          lot: q.epcClass,
+          event: {
+            type: 'ObjectEvent', eventTime: eventTime(v.time), action: 'ADD',
+            bizStep: 'commissioning', disposition: 'active', epcList: [], quantityList: [q],
+            readPoint: { id: glnUri(v.location) }, bizLocation: { id: glnUri(v.location) },
+            ilmd: { 'cbvmda:countryOfOrigin': 'CN' }
+          },
+          at: { quantityList: 'quantity', readPoint: 'location', bizLocation: 'location', eventTime: 'time' }
+        };
       }
     },
     {
@@ -489,11 +521,12 @@
       if (field.type === 'rows') {
         if (field.required && !v.some((r) => Object.values(r).some(Boolean))) problems[field.name] = t('console.check.required');
         if (v.some((r) => r.quantity !== undefined && (r.gtin || r.lot) && !(Number(r.quantity) > 0))) problems[field.name] = t('console.check.quantity');
-        if (v.some((r) => r.gtin && !/^\d{13,14}$/.test(r.gtin))) problems[field.name] = t('console.check.gtin');
+        if (v.some((r) => r.gtin && !gtinValid(r.gtin))) problems[field.name] = t('console.check.gtin');
         continue;
       }
       if (field.required && !v) { problems[field.name] = t('console.check.required'); continue; }
       if (v && field.pattern && !new RegExp(field.pattern).test(v)) problems[field.name] = t(field.name.endsWith('gtin') ? 'console.check.gtin' : 'console.check.lot');
+      else if (v && field.name.endsWith('gtin') && !gtinValid(v)) problems[field.name] = t('console.check.gtin_digit');
       if (v && field.type === 'number' && field.min !== undefined && !(Number(v) >= field.min)) problems[field.name] = t('console.check.quantity');
     }
     return problems;
@@ -555,7 +588,7 @@
       const status = await submit(signedTx.envelope);
       remember(built.lot);
       result.replaceChildren(
-        h('p', { class: 'ok', id: 'committed' }, status.state === 'committed'
+        h('p', { class: 'ok', id: 'committed', 'data-height': status.height, 'data-tx': status.id }, status.state === 'committed'
           ? t('console.committed', { height: status.height }) : t('console.pending')),
         built.lot ? h('a', { href: localPage(built.lot), target: '_blank', id: 'consumer-link' }, t('console.consumer_page')) : '');
     } catch (err) {
@@ -669,7 +702,7 @@
     const pdf = await signed('GET', `/v1/codes/batches/${tx}/labels.pdf?offset=0&limit=${Math.min(batch.count, 1000)}`);
     const url = URL.createObjectURL(pdf);
     box.replaceChildren(
-      h('p', { class: 'ok', id: 'committed' }, t('console.codes.done', { count: batch.count, height: batch.height })),
+      h('p', { class: 'ok', id: 'committed', 'data-height': batch.height, 'data-tx': tx }, t('console.codes.done', { count: batch.count, height: batch.height })),
       h('a', { class: 'button', id: 'labels-pdf', href: url, download: `labels-${batch.batch.slice(0, 8)}.pdf` }, t('console.codes.pdf')),
       h('div', { class: 'previews' }, list.codes.map((c) => h('figure', {},
         h('img', { src: `/v1/codes/qr.svg?uri=${encodeURIComponent(c.uri)}`, alt: c.serial, width: 96, height: 96 }),

@@ -1,0 +1,283 @@
+"""The producer console in Debian's chromium against a real running consortium (four node
+processes): each role signs in with its key file, records its part of the orange lot, the
+notoginseng transformation and the mask batch with codes; every event commits and the
+consumer page shows it; every request the browser made is captured and none carries the
+key (seed bytes in any encoding, the PEM, the passphrase); screenshots at phone and
+desktop width in both languages go to test-artifacts/."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import ARTIFACTS, chromium_browser, needs_chromium
+from tests.consolenet import PASSPHRASE, key_file, raw_seed, register_plots, resolver_env
+from tests.localnet import LocalNet
+
+pytestmark = needs_chromium
+
+ORANGE_BULK = "06901234000122"
+ROOT = "06904567000166"
+POWDER = "06904567000234"
+MASK = "06907890000346"
+ORGS = (
+    "gannan-orchard-coop",
+    "testing-centre",
+    "ganzhou-packing-house",
+    "cold-chain-logistics",
+    "retail-pharmacy-chain",
+    "wenshan-growers",
+    "notoginseng-processor",
+    "ganzhou-mask-factory",
+)
+
+
+class Capture:
+    """Every request the browser sends: URL, headers and body."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    def __call__(self, request: Any) -> None:
+        body = request.post_data_buffer or b""
+        self.requests.append((request.url, dict(request.headers), body))
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("console")
+    net = LocalNet(root / "net")
+    try:
+        net.start(env=resolver_env(root))
+        url = net.members[0].url
+        register_plots(net, url)
+        keys = {org: key_file(net, org, root) for org in ORGS}
+        yield {"net": net, "url": url, "keys": keys, "root": root}
+    finally:
+        net.stop_all()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium_browser() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def capture() -> Capture:
+    return Capture()
+
+
+class Console:
+    """One organisation's console in a fresh browser context."""
+
+    def __init__(self, browser: Any, url: str, capture: Capture, width: int = 390) -> None:
+        self.url = url
+        self.context = browser.new_context(
+            viewport={"width": width, "height": 900}, accept_downloads=True
+        )
+        self.page = self.context.new_page()
+        self.page.on("request", capture)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def sign_in(self, key: Path, lang: str = "en") -> None:
+        page = self.page
+        page.goto(f"{self.url}/console/?lang={lang}")
+        page.set_input_files("#keyfile", str(key))
+        page.fill("#passphrase", PASSPHRASE)
+        page.click("#signin-button")
+        page.wait_for_selector("#signout", timeout=15_000)
+
+    def form(self, name: str) -> None:
+        self.page.click(f"#form-{name}")
+        self.page.wait_for_selector("#event-form")
+
+    def fill(self, **values: str) -> None:
+        for name, value in values.items():
+            selector = f'[name="{name}"]'
+            element = self.page.locator(selector)
+            if element.evaluate("e => e.tagName") == "SELECT":
+                element.select_option(value)
+            else:
+                element.fill(value)
+
+    def record(self, button: str = "#record") -> int:
+        """Submit; the block height the node committed it in."""
+        page = self.page
+        page.click(button)
+        page.wait_for_selector(
+            "#committed, .error:not(:empty), #queued", state="attached", timeout=40_000
+        )
+        errors = [e for e in page.locator(".error").all_inner_texts() if e.strip()]
+        assert not errors, errors
+        return int(page.get_attribute("#committed", "data-height"))
+
+    def close(self) -> None:
+        assert not self.errors, self.errors
+        self.context.close()
+
+
+def test_every_role_records_its_journey_signed_in_the_browser(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    url, keys, http = consortium["url"], consortium["keys"], consortium["net"].http
+    orange_lot = "GN26-P07-1201"
+    heights: list[int] = []
+
+    coop = Console(browser, url, capture)
+    coop.sign_in(keys["gannan-orchard-coop"])
+    coop.form("harvest")
+    coop.fill(gtin=ORANGE_BULK, lot=orange_lot, weight="1200", plot="P07", variety="Newhall")
+    heights.append(coop.record())
+    coop.close()
+
+    lab = Console(browser, url, capture)
+    lab.sign_in(keys["testing-centre"])
+    lab.form("inspection")
+    lab.fill(
+        gtin=ORANGE_BULK,
+        lot=orange_lot,
+        location="urn:epc:id:sgln:0690000.00009.0",
+        certificateNo="JC-2026-12-0001",
+        **{"results.0.test": "Chlorpyrifos", "results.0.value": "0.01"},
+        **{"results.0.limit": "≤ 1", "results.0.unit": "mg/kg"},
+        **{"results.1.test": "Lead (Pb)", "results.1.value": "0.02"},
+        **{"results.1.limit": "≤ 0.1", "results.1.unit": "mg/kg"},
+    )
+    lab.page.set_input_files(
+        "#f-certificate",
+        files=[{"name": "report.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 r"}],
+    )
+    heights.append(lab.record())
+    lab.close()
+
+    pallet = "006901234400000017"
+    packer = Console(browser, url, capture)
+    packer.sign_in(keys["ganzhou-packing-house"])
+    packer.form("packing")
+    packer.fill(
+        parent=pallet,
+        lot_gtin=ORANGE_BULK,
+        lot_lot=orange_lot,
+        lotQuantity="1200",
+        location="urn:epc:id:sgln:0690123.00201.0",
+    )
+    heights.append(packer.record())
+    packer.close()
+
+    truck = Console(browser, url, capture)
+    truck.sign_in(keys["cold-chain-logistics"])
+    truck.form("shipping")
+    truck.fill(
+        units=pallet,
+        location="urn:epc:id:sgln:0690321.00001.0",
+        destination="urn:epc:id:sgln:0690654.00018.0",
+        tempMin="3.1",
+        tempMax="5.8",
+    )
+    heights.append(truck.record())
+    truck.close()
+
+    shop = Console(browser, url, capture)
+    shop.sign_in(keys["retail-pharmacy-chain"])
+    shop.form("selling")
+    shop.fill(
+        gtin=ORANGE_BULK,
+        lot=orange_lot,
+        quantity="5",
+        location="urn:epc:id:sgln:0690654.00018.0",
+    )
+    heights.append(shop.record())
+    shop.close()
+
+    assert heights == sorted(heights) and len(set(heights)) == 5
+    page = http.get(f"{url}/01/{ORANGE_BULK}/10/{orange_lot}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200, page.text[:500]
+    text = page.text
+    for word in ("Gannan", "Product Quality Testing", "Chlorpyrifos"):
+        assert word in text, word
+
+
+def test_the_notoginseng_transformation_and_the_mask_batch_with_codes(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    url, keys, http = consortium["url"], consortium["keys"], consortium["net"].http
+    growers = Console(browser, url, capture)
+    growers.sign_in(keys["wenshan-growers"], "zh")
+    for plot, lot, kilos in (("A12", "WS26-A12", "800"), ("B04", "WS26-B04", "700")):
+        growers.form("harvest")
+        growers.fill(gtin=ROOT, lot=lot, weight=kilos, plot=plot, variety="三七")
+        growers.record()
+    growers.close()
+
+    plant = Console(browser, url, capture)
+    plant.sign_in(keys["notoginseng-processor"], "zh")
+    plant.form("transformation")
+    plant.fill(
+        **{"inputs.0.gtin": ROOT, "inputs.0.lot": "WS26-A12", "inputs.0.quantity": "800"},
+        **{"inputs.1.gtin": ROOT, "inputs.1.lot": "WS26-B04", "inputs.1.quantity": "700"},
+        out_gtin=POWDER,
+        out_lot="SQP-261205",
+        outQuantity="3000",
+        process="grinding",
+        location="urn:epc:id:sgln:0690456.00300.0",
+    )
+    plant.record()
+    plant.close()
+    page = http.get(f"{url}/01/{POWDER}/10/SQP-261205", headers={"Accept-Language": "zh"})
+    assert page.status_code == 200
+    assert "文山" in page.text  # the growers' origin, through the transformation
+
+    # The factory runs a node of its own, which it delegated its certificate to: that node
+    # turns a signed request into the codes.issue transaction (the batch key is drawn there).
+    own = consortium["net"].url("mask-factory-node")
+    factory = Console(browser, own, capture, width=1280)
+    factory.sign_in(keys["ganzhou-mask-factory"])
+    factory.form("production")
+    factory.fill(
+        gtin=MASK, lot="MK26-1205", quantity="12", location="urn:epc:id:sgln:6907890.00001.0"
+    )
+    factory.record()
+    factory.page.click("#tab-codes")
+    factory.fill(gtin=MASK, lot="MK26-1205", count="12", nameZh="KN95 防护口罩", nameEn="KN95 mask")
+    factory.page.click("#issue")
+    factory.page.wait_for_selector("#labels-pdf", timeout=60_000)
+    with factory.page.expect_download() as download:
+        factory.page.click("#labels-pdf")
+    pdf = Path(download.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF")
+    (ARTIFACTS / "console-labels.pdf").parent.mkdir(exist_ok=True)
+    (ARTIFACTS / "console-labels.pdf").write_bytes(pdf)
+    factory.page.screenshot(path=str(ARTIFACTS / "console-codes-en-1280.png"), full_page=True)
+    factory.close()
+
+
+def test_no_request_the_browser_made_carries_the_key(
+    consortium: dict[str, Any], capture: Capture
+) -> None:
+    assert len(capture.requests) > 50  # the journeys above ran and were captured
+    net = consortium["net"]
+    secrets: list[bytes] = [PASSPHRASE.encode()]
+    for org in ORGS:
+        seed = raw_seed(net, org)
+        pem = consortium["keys"][org].read_bytes()
+        secrets += [
+            seed,
+            seed.hex().encode(),
+            seed.hex().upper().encode(),
+            base64.b64encode(seed),
+            base64.b64encode(seed).rstrip(b"="),
+            base64.urlsafe_b64encode(seed).rstrip(b"="),
+            pem,
+            b"".join(pem.splitlines()[1:-1]),
+            *[line for line in pem.splitlines()[1:-1] if len(line) > 20],
+        ]
+    for url, headers, body in capture.requests:
+        blob = url.encode() + repr(headers).encode() + body
+        for secret in secrets:
+            assert secret not in blob, f"key material in a request to {url}"
