@@ -8,12 +8,19 @@ desktop width in both languages go to test-artifacts/."""
 from __future__ import annotations
 
 import base64
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zxingcpp
+from PIL import Image
 
+from api.codes.sheets import LabelLayout
+from sdk.client import ParkTraceClient
+from sdk.signing import Identity
 from tests.browser import ARTIFACTS, chromium_browser, needs_chromium
 from tests.consolenet import PASSPHRASE, key_file, raw_seed, register_plots, resolver_env
 from tests.localnet import LocalNet
@@ -250,11 +257,61 @@ def test_the_notoginseng_transformation_and_the_mask_batch_with_codes(
     with factory.page.expect_download() as download:
         factory.page.click("#labels-pdf")
     pdf = Path(download.value.path()).read_bytes()
-    assert pdf.startswith(b"%PDF")
-    (ARTIFACTS / "console-labels.pdf").parent.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "console-labels.pdf").write_bytes(pdf)
     factory.page.screenshot(path=str(ARTIFACTS / "console-codes-en-1280.png"), full_page=True)
+    batch = factory.page.get_attribute("#committed", "data-tx")
     factory.close()
+    me = Identity.from_consortium(consortium["net"].dir / "consortium", "ganzhou-mask-factory")
+    with ParkTraceClient(own, identity=me) as client:
+        listed = client.signed("GET", f"/v1/codes/batches/{batch}/codes").json()["codes"]
+    assert len(listed) == 12
+    check_label_sheet(pdf, listed, consortium["root"])
+
+
+MM = 25.4 / 72
+
+
+def check_label_sheet(pdf: bytes, codes: list[dict[str, Any]], work: Path) -> None:
+    """Every code on the sheet decodes after rendering (pdftoppm, zxing-cpp); every printed
+    word lies inside its label and off every code (pdftotext's word boxes against the
+    boxes the sheet generator placed the codes in); each label carries the full serial,
+    the Chinese name, the lot, the dates and 扫码验真."""
+    path = work / "labels.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "300", "-png", str(path), str(work / "sheet")], check=True)
+    found = set()
+    for png in sorted(work.glob("sheet*.png")):
+        found |= {b.text for b in zxingcpp.read_barcodes(Image.open(png))}
+    assert found == {c["uri"] for c in codes}
+    xhtml = subprocess.run(
+        ["pdftotext", "-bbox", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    words = [
+        (float(a) * MM, float(b) * MM, float(c) * MM, float(d) * MM, text)
+        for a, b, c, d, text in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<',
+            xhtml,
+        )
+    ]
+    layout = LabelLayout()
+    slots = range(len(codes))
+    cells = [layout.cell(i) for i in slots]
+    qrs = [layout.code(i) for i in slots]
+    labelled = [w for w in words if w[1] >= layout.top - 0.01]
+    assert labelled
+    for x0, y0, x1, y1, text in labelled:
+        inside = [c for c in cells if c.x <= x0 and x1 <= c.right and c.y <= y0 and y1 <= c.bottom]
+        assert inside, f"{text!r} at ({x0:.1f}, {y0:.1f})–({x1:.1f}, {y1:.1f}) is clipped"
+        for q in qrs:
+            apart = x1 <= q.x or q.right <= x0 or y1 <= q.y or q.bottom <= y0
+            assert apart, f"{text!r} overlaps the code at ({q.x:.1f}, {q.y:.1f})"
+    text = " ".join(w[4] for w in labelled)
+    for code in codes:
+        assert code["serial"] in text  # in full, never cut
+    assert text.count("扫码验真") == len(codes)
+    assert text.count("MK26-1205") == len(codes)
+    assert "防护口罩" in text and "生产日期" in text
 
 
 def test_no_request_the_browser_made_carries_the_key(
