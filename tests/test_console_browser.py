@@ -82,10 +82,14 @@ def capture() -> Capture:
 class Console:
     """One organisation's console in a fresh browser context."""
 
-    def __init__(self, browser: Any, url: str, capture: Capture, width: int = 390) -> None:
+    def __init__(
+        self, browser: Any, url: str, capture: Capture, width: int = 390, lang: str = "en"
+    ) -> None:
         self.url = url
         self.context = browser.new_context(
-            viewport={"width": width, "height": 900}, accept_downloads=True
+            viewport={"width": width, "height": 900},
+            accept_downloads=True,
+            locale="zh-CN" if lang == "zh" else "en-GB",
         )
         self.page = self.context.new_page()
         self.page.on("request", capture)
@@ -214,7 +218,7 @@ def test_the_notoginseng_transformation_and_the_mask_batch_with_codes(
     consortium: dict[str, Any], browser: Any, capture: Capture
 ) -> None:
     url, keys, http = consortium["url"], consortium["keys"], consortium["net"].http
-    growers = Console(browser, url, capture)
+    growers = Console(browser, url, capture, lang="zh")
     growers.sign_in(keys["wenshan-growers"], "zh")
     for plot, lot, kilos in (("A12", "WS26-A12", "800"), ("B04", "WS26-B04", "700")):
         growers.form("harvest")
@@ -222,7 +226,7 @@ def test_the_notoginseng_transformation_and_the_mask_batch_with_codes(
         growers.record()
     growers.close()
 
-    plant = Console(browser, url, capture)
+    plant = Console(browser, url, capture, lang="zh")
     plant.sign_in(keys["notoginseng-processor"], "zh")
     plant.form("transformation")
     plant.fill(
@@ -338,3 +342,35 @@ def test_no_request_the_browser_made_carries_the_key(
         blob = url.encode() + repr(headers).encode() + body
         for secret in secrets:
             assert secret not in blob, f"key material in a request to {url}"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_screenshots_and_a_refusal_beside_its_field(
+    consortium: dict[str, Any], browser: Any, capture: Capture, lang: str
+) -> None:
+    """Sign-in, the harvest form with a refusal of the park's rules shown beside the
+    weight, and My lots, at phone and desktop width."""
+    for width in (390, 1280):
+        coop = Console(browser, consortium["url"], capture, width=width, lang=lang)
+        coop.page.goto(f"{consortium['url']}/console/?lang={lang}")
+        coop.page.screenshot(path=str(ARTIFACTS / f"console-signin-{lang}-{width}.png"))
+        coop.sign_in(consortium["keys"]["gannan-orchard-coop"], lang)
+        coop.form("harvest")
+        coop.fill(gtin=ORANGE_BULK, lot=f"GN26-{lang}-{width}", weight="990000", plot="P07")
+        coop.page.click("#record")
+        coop.page.wait_for_selector(
+            "#event-form .error:not(:empty), #committed", state="attached", timeout=30_000
+        )
+        refusal = coop.page.locator('[data-field="weight"] .error')
+        assert refusal.inner_text().strip(), coop.page.inner_text("#event-form")
+        coop.page.screenshot(
+            path=str(ARTIFACTS / f"console-refusal-{lang}-{width}.png"), full_page=True
+        )
+        coop.fill(weight="900")
+        assert coop.record() > 0
+        coop.page.click("#tab-lots")
+        coop.page.wait_for_selector(".lot .state", timeout=15_000)
+        coop.page.screenshot(
+            path=str(ARTIFACTS / f"console-lots-{lang}-{width}.png"), full_page=True
+        )
+        coop.close()

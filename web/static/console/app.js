@@ -111,7 +111,12 @@
           'pt:harvestDate': v.harvestDate
         };
         if (v.variety) event.ilmd['pt:variety'] = lang2(v.variety, v.variety);
-        return { event, lot: lotUri(v.gtin, v.lot), at: { quantityList: 'weight', epcClass: 'lot', readPoint: 'plot', bizLocation: 'plot', ilmd: 'plot', 'pt:harvestDate': 'harvestDate', eventTime: 'time' } };
+        return {
+          event,
+          lot: lotUri(v.gtin, v.lot),
+          at: { quantityList: 'weight', epcClass: 'lot', readPoint: 'plot', bizLocation: 'plot', ilmd: 'plot', 'pt:harvestDate': 'harvestDate', eventTime: 'time' },
+          rules: { origin: (m) => (/ t recorded|tolerance|yield/.test(m) ? 'weight' : 'plot'), mass_balance: 'weight', time: 'time', sequence: 'lot' }
+        };
       }
     },
     {
@@ -374,8 +379,14 @@
   }
 
   // -- refusals in plain words -------------------------------------------------------------
+  /* The rule a refusal of the park's trust rules names ("origin rule: …"). */
+  function ruleOf (body) {
+    const m = /^([a-z ]+) rule: /.exec(body.message || '');
+    return body.error === 'rule_violation' && m ? m[1].replace(/ /g, '_') : null;
+  }
   function plain (body) {
-    const key = 'console.error.' + (body.error || '');
+    const rule = ruleOf(body);
+    const key = rule && M['console.rule.' + rule] ? 'console.rule.' + rule : 'console.error.' + (body.error || '');
     const head = M[key] ? t(key) : '';
     return head ? `${head}: ${body.message || ''}` : (body.message || t('console.refused'));
   }
@@ -456,7 +467,7 @@
     const me = state.me;
     return h('section', { class: 'who' },
       h('strong', {}, LANG === 'zh' ? me.orgNameZh : me.orgName),
-      h('span', {}, ` ${me.commonName} · ${me.roles.map((r) => t('console.role.' + r)).join('、')}`),
+      h('span', {}, ` ${me.commonName} · ${me.roles.map((r) => t('console.role.' + r)).join(LANG === 'zh' ? '、' : ', ')}`),
       h('button', { type: 'button', class: 'link', id: 'signout', onclick: signOut }, t('console.signout')));
   }
 
@@ -477,7 +488,7 @@
     } else if (field.type === 'plot') {
       control = h('select', { id, name: field.name, required: field.required },
         me.plots.length ? null : h('option', { value: '' }, t('console.noplots')),
-        me.plots.map((p) => h('option', { value: p.id }, `${p.id} · ${p.gln}`)));
+        me.plots.map((p) => h('option', { value: p.id }, `${p.id} · GLN ${p.gln.split('/').pop()}`)));
     } else if (field.type === 'location') {
       control = h('input', { id, name: field.name, type: 'text', required: field.required, value: sglnDefault(me, 1), list: 'glns' });
     } else if (field.type === 'textarea') {
@@ -594,7 +605,9 @@
     } catch (err) {
       if (err.offline) return enqueue(signedTx, built, result);
       if (!(err instanceof Refusal)) throw err;
-      const field = fieldOf(err.body.field, built.at || {});
+      const byRule = (built.rules || {})[ruleOf(err.body)];
+      const field = fieldOf(err.body.field, built.at || {}) ||
+        (typeof byRule === 'function' ? byRule(err.body.message || '') : byRule);
       const text = plain(err.body);
       if (field && $('#err-' + field, formEl)) showProblems(formEl, { [field]: text });
       else $('#form-error', formEl).textContent = text;
@@ -717,7 +730,8 @@
     const lots = myLots();
     if (!lots.length) box.append(h('p', {}, t('console.lots.empty')));
     for (const lot of lots) {
-      const item = h('article', { class: 'lot' }, h('h3', {}, decodeURIComponent(lot.replace('https://id.gs1.org', ''))));
+      const [, gtin, number] = /\/01\/(\d+)\/10\/([^/?]+)/.exec(lot) || [null, '', lot];
+      const item = h('article', { class: 'lot' }, h('h3', {}, `${t('console.column.lot')} ${decodeURIComponent(number)}`, h('small', {}, ` · GTIN ${gtin}`)));
       box.append(item);
       api('GET', '/console/api/lot?id=' + encodeURIComponent(lot)).then((view) => {
         item.append(
@@ -725,7 +739,7 @@
             h('a', { href: localPage(lot), target: '_blank' }, t('console.consumer_page')), ' ',
             h('button', { type: 'button', class: 'link', onclick: () => bundle(view) }, t('console.lots.bundle'))),
           h('ol', { class: 'events' }, view.events.map((e) => h('li', {},
-            `${t('console.step.' + e.bizStep) !== 'console.step.' + e.bizStep ? t('console.step.' + e.bizStep) : e.bizStep} · ${e.eventTime} · `,
+            `${M['console.step.' + e.bizStep] ? t('console.step.' + e.bizStep) : e.bizStep} · ${String(e.eventTime).slice(0, 16).replace('T', ' ')} · `,
             t('console.block', { height: e.height }), e.receipt ? ' · ' + t('console.receipt') : ''))));
       }).catch((err) => item.append(h('p', { class: 'error' }, err.message)));
     }
