@@ -374,3 +374,89 @@ def test_screenshots_and_a_refusal_beside_its_field(
             path=str(ARTIFACTS / f"console-lots-{lang}-{width}.png"), full_page=True
         )
         coop.close()
+
+
+def sheet(rows: list[dict[str, str]]) -> str:
+    columns = ["type", "eventTime", "action", "bizStep", "disposition", "readPoint"]
+    columns += ["bizLocation", "quantityList"]
+    lines = [",".join(columns)] + [",".join(r.get(c, "") for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def production_row(i: int, **changes: str) -> dict[str, str]:
+    factory = "urn:epc:id:sgln:6907890.00001.0"
+    row = {
+        "type": "ObjectEvent",
+        "eventTime": f"2026-12-01T{8 + i // 3600 % 10:02d}:{i // 60 % 60:02d}:{i % 60:02d}+08:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "readPoint": factory,
+        "bizLocation": factory,
+        "quantityList": f"https://id.gs1.org/01/{MASK}/10/MKB-{i:05d};100",
+    }
+    return {**row, **changes}
+
+
+def upload(console: Console, path: Path) -> None:
+    page = console.page
+    page.click("#tab-bulk")
+    page.set_input_files("#bulk-file", str(path))
+    page.click("#bulk-start")
+    page.wait_for_selector("#bulk-done", timeout=120_000)
+
+
+def test_a_bulk_sheet_of_1500_rows_commits_with_a_progress_bar(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    path = consortium["root"] / "masks-1500.csv"
+    path.write_text(sheet([production_row(i) for i in range(1500)]), encoding="utf-8")
+    factory = Console(browser, consortium["url"], capture, width=1280)
+    factory.sign_in(consortium["keys"]["ganzhou-mask-factory"])
+    factory.page.click("#tab-bulk")
+    factory.page.set_input_files("#bulk-file", str(path))
+    factory.page.click("#bulk-start")
+    bar = factory.page.locator("#bulk-progress")
+    bar.wait_for(state="visible", timeout=60_000)
+    factory.page.wait_for_selector("#bulk-done", timeout=120_000)
+    done = factory.page.locator("#bulk-done")
+    assert done.get_attribute("data-committed") == "1500"
+    assert done.get_attribute("data-refused") == "0"
+    assert bar.evaluate("b => b.value === b.max && b.max > 0")
+    factory.page.screenshot(path=str(ARTIFACTS / "console-bulk-en-1280.png"), full_page=True)
+    factory.close()
+
+
+def test_a_sheet_with_bad_rows_shows_each_refusal_by_row_and_field(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    rows = [
+        production_row(5000),
+        production_row(5001, bizStep="harvesting_by_hand"),
+        production_row(5002, eventTime="yesterday"),
+        production_row(5003, quantityList=f"https://id.gs1.org/01/{MASK}/10/MKB-X;many"),
+        production_row(5004, quantityList="https://id.gs1.org/01/06907890000343/10/MKB-Y;5"),
+        production_row(5005),
+    ]
+    path = consortium["root"] / "masks-bad.csv"
+    path.write_text(sheet(rows), encoding="utf-8")
+    factory = Console(browser, consortium["url"], capture, lang="zh")
+    factory.sign_in(consortium["keys"]["ganzhou-mask-factory"], "zh")
+    upload(factory, path)
+    done = factory.page.locator("#bulk-done")
+    assert done.get_attribute("data-committed") == "2"
+    assert done.get_attribute("data-refused") == "4"
+    table = factory.page.locator("#bulk-table .refused-row")
+    found = {
+        int(r.get_attribute("data-line")): r.locator("td").all_inner_texts() for r in table.all()
+    }
+    assert sorted(found) == [3, 4, 5, 6]  # CSV lines (the header is line 1)
+    assert found[3][1] == "bizStep"
+    assert "eventTime" in found[4][1]
+    assert "quantity" in found[5][1] + found[5][2]
+    assert "check digit" in found[6][2]
+    assert all(cells[2].strip() for cells in found.values())
+    factory.page.screenshot(
+        path=str(ARTIFACTS / "console-bulk-refusals-zh-390.png"), full_page=True
+    )
+    factory.close()

@@ -15,6 +15,7 @@ import re
 from functools import cache
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
@@ -24,6 +25,7 @@ from ledger.errors import EncodingError
 
 from ..codes.i18n import negotiate
 from ..codes.pages import STATIC, TEMPLATES, environment
+from ..console.bulk import read_sheet
 from ..console.lots import lot_view
 from ..console.sessions import PREFIX, Sessions, SignInError
 from ..errors import ApiError
@@ -200,3 +202,23 @@ def lot(
 ) -> dict[str, Any]:
     _caller(request, svc)
     return lot_view(svc, id)
+
+
+@router.post("/console/api/bulk", summary="Read a bulk sheet (CSV) into events to sign")
+async def bulk(request: Request, svc: Svc) -> dict[str, Any]:
+    """The events of the sheet's valid rows, for the browser to sign and submit, and a
+    refusal for every other row (line, field, why)."""
+    _caller(request, svc)
+    raw = await read_body(
+        request, svc.settings.limits.max_body_bytes, media_types=("text/csv", "text/plain")
+    )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(
+            "bad_request", "the sheet is not UTF-8 text (save it as CSV UTF-8)"
+        ) from None
+    try:
+        return await anyio.to_thread.run_sync(read_sheet, text)
+    except ValueError as exc:
+        raise ApiError("bad_request", f"the sheet cannot be read: {exc}") from None
