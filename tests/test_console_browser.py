@@ -8,6 +8,7 @@ desktop width in both languages go to test-artifacts/."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -318,32 +319,6 @@ def check_label_sheet(pdf: bytes, codes: list[dict[str, Any]], work: Path) -> No
     assert "防护口罩" in text and "生产日期" in text
 
 
-def test_no_request_the_browser_made_carries_the_key(
-    consortium: dict[str, Any], capture: Capture
-) -> None:
-    assert len(capture.requests) > 50  # the journeys above ran and were captured
-    net = consortium["net"]
-    secrets: list[bytes] = [PASSPHRASE.encode()]
-    for org in ORGS:
-        seed = raw_seed(net, org)
-        pem = consortium["keys"][org].read_bytes()
-        secrets += [
-            seed,
-            seed.hex().encode(),
-            seed.hex().upper().encode(),
-            base64.b64encode(seed),
-            base64.b64encode(seed).rstrip(b"="),
-            base64.urlsafe_b64encode(seed).rstrip(b"="),
-            pem,
-            b"".join(pem.splitlines()[1:-1]),
-            *[line for line in pem.splitlines()[1:-1] if len(line) > 20],
-        ]
-    for url, headers, body in capture.requests:
-        blob = url.encode() + repr(headers).encode() + body
-        for secret in secrets:
-            assert secret not in blob, f"key material in a request to {url}"
-
-
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_screenshots_and_a_refusal_beside_its_field(
     consortium: dict[str, Any], browser: Any, capture: Capture, lang: str
@@ -423,6 +398,9 @@ def test_a_bulk_sheet_of_1500_rows_commits_with_a_progress_bar(
     assert done.get_attribute("data-committed") == "1500"
     assert done.get_attribute("data-refused") == "0"
     assert bar.evaluate("b => b.value === b.max && b.max > 0")
+    # How long the page took from the click to the last commit (a figure, not a test).
+    figure = {"rows": 1500, "ms": int(done.get_attribute("data-ms"))}
+    (ARTIFACTS / "console-bulk.json").write_text(json.dumps(figure) + "\n", encoding="utf-8")
     factory.page.screenshot(path=str(ARTIFACTS / "console-bulk-en-1280.png"), full_page=True)
     factory.close()
 
@@ -460,3 +438,101 @@ def test_a_sheet_with_bad_rows_shows_each_refusal_by_row_and_field(
         path=str(ARTIFACTS / "console-bulk-refusals-zh-390.png"), full_page=True
     )
     factory.close()
+
+
+def test_an_event_signed_offline_is_queued_and_sent_later_with_its_time(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    url, http = consortium["url"], consortium["net"].http
+    coop = Console(browser, url, capture, lang="zh")
+    coop.sign_in(consortium["keys"]["gannan-orchard-coop"], "zh")
+    coop.form("harvest")
+    lot = "GN26-OFFLINE-1"
+    coop.fill(gtin=ORANGE_BULK, lot=lot, weight="300", plot="P07", time="2026-12-01T09:15")
+    coop.context.set_offline(True)
+    coop.page.click("#record")
+    coop.page.wait_for_selector("#queued", timeout=15_000)
+    assert "条待发送" in coop.page.inner_text("#net")
+    coop.page.click("#tab-queue")
+    coop.page.wait_for_selector(".queued-item")
+    assert "2026-12-01T09:15:00+08:00" in coop.page.inner_text("#queue")
+    coop.page.screenshot(path=str(ARTIFACTS / "console-queue-zh-390.png"), full_page=True)
+    coop.context.set_offline(False)  # the browser's `online` event sends the queue
+    coop.page.wait_for_selector("#queue-empty", timeout=40_000)
+    page = http.get(f"{url}/01/{ORANGE_BULK}/10/{lot}", params={"format": "json"})
+    assert "2026-12-01T09:15:00+08:00" in page.text or "2026-12-01" in page.text
+    coop.close()
+
+
+def test_my_lots_show_state_blocks_and_an_evidence_bundle_that_verifies_offline(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    from ledger.genesis import Genesis
+    from traceability.receipts import verify_receipt
+
+    lot = "GN26-LOTS-1"
+    coop = Console(browser, consortium["url"], capture, width=1280)
+    coop.sign_in(consortium["keys"]["gannan-orchard-coop"])
+    coop.form("harvest")
+    coop.fill(gtin=ORANGE_BULK, lot=lot, weight="250", plot="P07")
+    height = coop.record()
+    coop.page.click("#tab-lots")
+    coop.page.wait_for_selector(".lot .state")
+    text = coop.page.inner_text("#lots")
+    assert "recorded" in text and f"block #{height}" in text and "receipt" in text
+    with coop.page.expect_download() as download:
+        coop.page.click(".lot button")
+    bundle = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    coop.close()
+    genesis = Genesis.load(consortium["net"].dir / "consortium" / "genesis.json")
+    assert bundle["genesis_hash"] == genesis.hash and bundle["events"]
+    for item in bundle["events"]:
+        check = verify_receipt(item["receipt"], genesis)
+        assert check is not None
+        assert item["height"] == height
+
+
+def test_no_request_the_browser_made_carries_the_key(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    """Last in the module, so that it judges the requests of every journey above too."""
+    coop = Console(browser, consortium["url"], capture)
+    coop.sign_in(consortium["keys"]["gannan-orchard-coop"])
+    coop.form("harvest")
+    coop.fill(gtin=ORANGE_BULK, lot="GN26-KEY-1", weight="100", plot="P07")
+    coop.record()
+    stored = (
+        "() => new Promise(r => { const o = indexedDB.open('parktrace-console');"
+        " o.onsuccess = () => { const q = o.result.transaction('keys')"
+        ".objectStore('keys').count(); q.onsuccess = () => r(q.result); }; })"
+    )
+    assert coop.page.evaluate(stored) == 1
+    extractable = (
+        "() => window.ptKeys.loadKey().then(k => [k.extractable, k.type, k.algorithm.name])"
+    )
+    assert coop.page.evaluate(extractable) == [False, "private", "Ed25519"]
+    coop.page.click("#signout")
+    coop.page.wait_for_selector("#signin-button")
+    assert coop.page.evaluate(stored) == 0  # signing out forgets the key
+    coop.close()
+    assert len(capture.requests) > 10
+    net = consortium["net"]
+    secrets: list[bytes] = [PASSPHRASE.encode()]
+    for org in ORGS:
+        seed = raw_seed(net, org)
+        pem = consortium["keys"][org].read_bytes()
+        secrets += [
+            seed,
+            seed.hex().encode(),
+            seed.hex().upper().encode(),
+            base64.b64encode(seed),
+            base64.b64encode(seed).rstrip(b"="),
+            base64.urlsafe_b64encode(seed).rstrip(b"="),
+            pem,
+            b"".join(pem.splitlines()[1:-1]),
+            *[line for line in pem.splitlines()[1:-1] if len(line) > 20],
+        ]
+    for url, headers, body in capture.requests:
+        blob = url.encode() + repr(headers).encode() + body
+        for secret in secrets:
+            assert secret not in blob, f"key material in a request to {url}"

@@ -32,6 +32,13 @@
     return el;
   }
   const $ = (sel, root) => (root || document).querySelector(sel);
+  /* A file input in the page's language (the browser's own button speaks its UI language). */
+  function filePicker (id, attrs) {
+    const name = h('span', { class: 'name' }, t('console.no_file'));
+    const control = h('input', { type: 'file', id, name: id, ...attrs });
+    control.addEventListener('change', () => { name.textContent = control.files[0] ? control.files[0].name : t('console.no_file'); });
+    return h('label', { class: 'file', for: id }, h('span', { class: 'button' }, t('console.choose_file')), name, control);
+  }
 
   // -- values ----------------------------------------------------------------------------
   function pad (n) { return String(n).padStart(2, '0'); }
@@ -423,8 +430,8 @@
     const form = h('form', { class: 'card signin', id: 'signin' },
       h('h1', {}, t('console.signin.title')),
       h('p', { class: 'hint' }, t('console.signin.hint')),
-      h('label', {}, t('console.signin.keyfile'), h('input', { type: 'file', name: 'keyfile', id: 'keyfile', required: true, accept: '.key,.pem' })),
-      h('label', {}, t('console.signin.passphrase'), h('input', { type: 'password', name: 'passphrase', id: 'passphrase', autocomplete: 'current-password' })),
+      h('div', { class: 'field' }, h('p', { class: 'label' }, t('console.signin.keyfile')), filePicker('keyfile', { accept: '.key,.pem' })),
+      h('div', { class: 'field' }, h('label', { for: 'passphrase' }, t('console.signin.passphrase')), h('input', { type: 'password', name: 'passphrase', id: 'passphrase', autocomplete: 'current-password' })),
       h('p', { class: 'error', id: 'signin-error', role: 'alert' }, message || ''),
       h('button', { type: 'submit', id: 'signin-button' }, t('console.signin.button')),
       h('p', { class: 'hint small' }, t('console.signin.private')));
@@ -491,6 +498,8 @@
         me.plots.map((p) => h('option', { value: p.id }, `${p.id} · GLN ${p.gln.split('/').pop()}`)));
     } else if (field.type === 'location') {
       control = h('input', { id, name: field.name, type: 'text', required: field.required, value: sglnDefault(me, 1), list: 'glns' });
+    } else if (field.type === 'file') {
+      control = filePicker(id, { accept: '.pdf,.jpg,.png' });
     } else if (field.type === 'textarea') {
       control = h('textarea', { id, name: field.name, rows: 3, required: field.required });
     } else if (field.type === 'rows') {
@@ -517,7 +526,7 @@
         values[field.name] = Array.from({ length: field.rows }, (_, i) => Object.fromEntries(field.columns.map((c) =>
           [c, (formEl.elements[`${field.name}.${i}.${c}`] || {}).value || ''])));
       } else if (field.type === 'file') {
-        values[field.name] = formEl.elements[field.name].files[0] || null;
+        values[field.name] = $('#f-' + field.name, formEl).files[0] || null;
       } else {
         values[field.name] = (formEl.elements[field.name].value || '').trim();
       }
@@ -755,7 +764,7 @@
 
   // -- bulk --------------------------------------------------------------------------------
   function bulkView () {
-    return window.ptBulk ? window.ptBulk.view({ h, t, state, signEvent, api, plain, Refusal, remember }) : h('section', { class: 'card' }, '');
+    return window.ptBulk ? window.ptBulk.view({ h, t, filePicker, state, signEvent, api, plain, Refusal, remember }) : h('section', { class: 'card' }, '');
   }
 
   // -- page ---------------------------------------------------------------------------------

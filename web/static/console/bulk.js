@@ -8,12 +8,12 @@
   const K = window.ptKeys;
 
   function view (ctx) {
-    const { h, t } = ctx;
+    const { h, t, filePicker } = ctx;
     const box = h('section', { class: 'card', id: 'bulk' },
       h('h2', {}, t('console.tab.bulk')),
       h('p', { class: 'hint' }, t('console.bulk.hint')),
-      h('div', { class: 'field' }, h('label', { for: 'bulk-file' }, t('console.field.file')),
-        h('input', { type: 'file', id: 'bulk-file', accept: '.csv,text/csv' })),
+      h('div', { class: 'field' }, h('p', { class: 'label' }, t('console.field.file')),
+        filePicker('bulk-file', { accept: '.csv,text/csv' })),
       h('button', { type: 'button', id: 'bulk-start' }, t('console.bulk.start')),
       h('progress', { id: 'bulk-progress', max: 1, value: 0, hidden: true }),
       h('p', { id: 'bulk-status', 'aria-live': 'polite' }),
@@ -33,6 +33,7 @@
     button.disabled = true;
     table.replaceChildren();
     const refusals = [];
+    const began = performance.now();
     try {
       const sheet = await api('POST', '/console/api/bulk', await file.text(), { 'Content-Type': 'text/csv' });
       refusals.push(...sheet.refusals);
@@ -88,7 +89,7 @@
         if (!moved) await new Promise((resolve) => setTimeout(resolve, 250));
       }
       bar.value = bar.max;
-      status.replaceChildren(h('span', { class: refusals.length ? 'error' : 'ok', id: 'bulk-done', 'data-committed': committed, 'data-refused': refusals.length },
+      status.replaceChildren(h('span', { class: refusals.length ? 'error' : 'ok', id: 'bulk-done', 'data-committed': committed, 'data-refused': refusals.length, 'data-ms': Math.round(performance.now() - began) },
         t('console.bulk.done', { ok: committed, bad: refusals.length }) + ' ' + t(refusals.length ? 'console.bulk.partial' : 'console.bulk.none_refused')));
     } catch (err) {
       status.textContent = err instanceof Refusal ? plain(err.body) : err.message;
