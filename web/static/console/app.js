@@ -395,7 +395,8 @@
     const rule = ruleOf(body);
     const key = rule && M['console.rule.' + rule] ? 'console.rule.' + rule : 'console.error.' + (body.error || '');
     const head = M[key] ? t(key) : '';
-    return head ? `${head}: ${body.message || ''}` : (body.message || t('console.refused'));
+    const detail = rule ? String(body.message).replace(/^[a-z ]+ rule: /, '') : (body.message || '');
+    return head ? `${head}${LANG === 'zh' ? '：' : ': '}${detail}` : (detail || t('console.refused'));
   }
   /* The form field a refusal names: the longest known prefix of its event path. */
   function fieldOf (path, at) {
