@@ -22,7 +22,7 @@ from PIL import Image
 from api.codes.sheets import LabelLayout
 from sdk.client import ParkTraceClient
 from sdk.signing import Identity
-from tests.browser import ARTIFACTS, chromium_browser, needs_chromium
+from tests.browser import ARTIFACTS, PHONE_USER_AGENT, chromium_browser, needs_chromium
 from tests.consolenet import PASSPHRASE, key_file, raw_seed, register_plots, resolver_env
 from tests.localnet import LocalNet
 
@@ -266,12 +266,21 @@ def test_the_notoginseng_transformation_and_the_mask_batch_with_codes(
     (ARTIFACTS / "console-labels.pdf").write_bytes(pdf)
     factory.page.screenshot(path=str(ARTIFACTS / "console-codes-en-1280.png"), full_page=True)
     batch = factory.page.get_attribute("#committed", "data-tx")
-    factory.close()
     me = Identity.from_consortium(consortium["net"].dir / "consortium", "ganzhou-mask-factory")
     with ParkTraceClient(own, identity=me) as client:
         listed = client.signed("GET", f"/v1/codes/batches/{batch}/codes").json()["codes"]
     assert len(listed) == 12
     check_label_sheet(pdf, listed, consortium["root"])
+    # A shopper scans the first mask twice; the consumer page shows the batch's journey.
+    path = "/" + listed[0]["uri"].split("/", 3)[3]
+    for _ in range(2):
+        shown = http.get(f"{own}{path}", headers={"User-Agent": PHONE_USER_AGENT})
+        assert shown.status_code == 200 and "MK26-1205" in shown.text
+    factory.page.click("#tab-lots")
+    factory.page.wait_for_selector(".batch .scans", timeout=15_000)
+    assert factory.page.get_attribute(".batch .scans", "data-scans") == "2"
+    factory.page.screenshot(path=str(ARTIFACTS / "console-lots-codes-en-1280.png"), full_page=True)
+    factory.close()
 
 
 MM = 25.4 / 72

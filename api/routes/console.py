@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ from ledger.errors import EncodingError
 
 from ..codes.i18n import negotiate
 from ..codes.pages import STATIC, TEMPLATES, environment
+from ..codes.service import CodesService, codes_service
 from ..console.bulk import read_sheet
 from ..console.lots import lot_view
 from ..console.sessions import PREFIX, Sessions, SignInError
@@ -33,6 +34,7 @@ from ..services import Services, Svc
 from . import parse_body, read_body
 
 router = APIRouter(tags=["Console"])
+Codes = Annotated[CodesService, Depends(codes_service)]
 COOKIE = "pt_console"
 CONSOLE_STATIC = STATIC / "console"
 _NAME = re.compile(r"^[a-z0-9_-]+\.(js|css|json|svg|png)$")
@@ -198,10 +200,13 @@ def sign_out(request: Request) -> Response:
 
 @router.get("/console/api/lot", summary="A lot's events on the ledger, with blocks and receipts")
 def lot(
-    request: Request, svc: Svc, id: str = Query(max_length=512, description="lot URI")
+    request: Request,
+    svc: Svc,
+    codes: Codes,
+    id: str = Query(max_length=512, description="lot URI"),
 ) -> dict[str, Any]:
     _caller(request, svc)
-    return lot_view(svc, id)
+    return lot_view(svc, codes, id)
 
 
 @router.post("/console/api/bulk", summary="Read a bulk sheet (CSV) into events to sign")

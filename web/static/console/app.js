@@ -750,7 +750,14 @@
             h('button', { type: 'button', class: 'link', onclick: () => bundle(view) }, t('console.lots.bundle'))),
           h('ol', { class: 'events' }, view.events.map((e) => h('li', {},
             `${M['console.step.' + e.bizStep] ? t('console.step.' + e.bizStep) : e.bizStep} · ${String(e.eventTime).slice(0, 16).replace('T', ' ')} · `,
-            t('console.block', { height: e.height }), e.receipt ? ' · ' + t('console.receipt') : ''))));
+            t('console.block', { height: e.height }), e.receipt ? ' · ' + t('console.receipt') : ''))),
+          ...(view.codes || []).map((b) => h('div', { class: 'batch' },
+            h('p', { class: 'scans', 'data-scans': b.scans, 'data-copied': b.copied.length },
+              t('console.lots.codes', { count: b.count, height: b.height, scans: b.scans })),
+            b.copied.length
+              ? h('p', { class: 'error copied' }, t('console.lots.copied', { n: b.copied.length }) + ' ' +
+                b.copied.slice(0, 10).map((c) => `${c.serial} (${c.warnings.map((w) => t('console.warning.' + w)).join(', ')})`).join('; '))
+              : '')));
       }).catch((err) => item.append(h('p', { class: 'error' }, err.message)));
     }
     return box;
