@@ -95,6 +95,7 @@ class Console:
         self.page = self.context.new_page()
         self.page.on("request", capture)
         self.errors: list[str] = []
+        self.txs: list[str] = []  # the transactions this console recorded
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     def sign_in(self, key: Path, lang: str = "en") -> None:
@@ -127,6 +128,7 @@ class Console:
         )
         errors = [e for e in page.locator(".error").all_inner_texts() if e.strip()]
         assert not errors, errors
+        self.txs.append(page.get_attribute("#committed", "data-tx") or "")
         return int(page.get_attribute("#committed", "data-height"))
 
     def close(self) -> None:
@@ -208,6 +210,10 @@ def test_every_role_records_its_journey_signed_in_the_browser(
     shop.close()
 
     assert heights == sorted(heights) and len(set(heights)) == 5
+    assert all(coop.txs + lab.txs + packer.txs + truck.txs + shop.txs)
+    data = http.get(f"{url}/01/{ORANGE_BULK}/10/{orange_lot}", params={"format": "json"}).json()
+    steps = [step["bizStep"] for step in data["journey"]["steps"]]
+    assert steps == ["commissioning", "inspecting", "packing", "shipping", "retail_selling"]
     page = http.get(f"{url}/01/{ORANGE_BULK}/10/{orange_lot}", headers={"Accept-Language": "en"})
     assert page.status_code == 200, page.text[:500]
     text = page.text
