@@ -139,3 +139,36 @@ def test_the_console_canonical_json_is_the_ledgers() -> None:
     ).stdout
     for sample, text in zip(samples, json.loads(out), strict=True):
         assert text.encode() == codec.canonical(json.loads(json.dumps(sample)))
+
+
+def test_a_bulk_sheet_is_read_into_events_and_refusals_by_line(node: dict) -> None:
+    park, http = node["park"], node["http"]
+    csv = (
+        "type,eventTime,action,bizStep,quantityList\n"
+        "ObjectEvent,2026-12-01T08:00:00+08:00,ADD,commissioning,"
+        "https://id.gs1.org/01/06907890000346/10/B1;10\n"
+        "ObjectEvent,2026-12-01T08:00:01+08:00,ADD,picking_by_hand,"
+        "https://id.gs1.org/01/06907890000346/10/B2;10\n"
+        "ObjectEvent,2026-12-01T08:00:02+08:00,ADD,commissioning,"
+        "https://id.gs1.org/01/06907890000346/10/B3;lots\n"
+    )
+    headers = {"Content-Type": "text/csv"}
+    assert http.post("/console/api/bulk", content=csv, headers=headers).status_code == 401
+    key, _ = park.user_key("ganzhou-mask-factory")
+    assert sign_in(node, key).status_code == 200
+    sheet = http.post("/console/api/bulk", content=csv, headers=headers).json()
+    assert sheet["total"] == 3
+    assert [e["line"] for e in sheet["events"]] == [2]
+    event = sheet["events"][0]["payload"]["event"]
+    assert event["bizStep"] == "commissioning" and event["eventTimeZoneOffset"] == "+08:00"
+    refusals = {r["line"]: r for r in sheet["refusals"]}
+    assert refusals[3]["field"] == "bizStep" and "CBV" in refusals[3]["message"]
+    assert refusals[4]["field"] == "quantityList"
+    latin = "type,eventTime\nObjectEvent,\xe9\n".encode("latin-1")
+    assert http.post("/console/api/bulk", content=latin, headers=headers).status_code == 400
+    wrong = http.post("/console/api/bulk", content=csv, headers={"Content-Type": "image/png"})
+    assert wrong.status_code == 415
+    headless = http.post("/console/api/bulk", content="a,b\n1,2\n", headers=headers)
+    assert headless.status_code == 400
+    http.delete("/console/api/session")
+    http.cookies.clear()
