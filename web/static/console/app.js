@@ -660,7 +660,10 @@
       if (!items.length) { box.append(h('p', { id: 'queue-empty' }, t('console.queue.empty'))); return; }
       box.append(h('table', { class: 'grid' },
         h('tr', {}, h('th', {}, t('console.column.eventTime')), h('th', {}, t('console.column.lot')), h('th', {}, t('console.column.state'))),
-        items.map((i) => h('tr', { class: 'queued-item' }, h('td', {}, i.eventTime), h('td', {}, i.lot || ''), h('td', {}, i.refusal || t('console.queue.waiting'))))),
+        items.map((i) => h('tr', { class: 'queued-item', 'data-event-time': i.eventTime },
+          h('td', {}, String(i.eventTime).slice(0, 16).replace('T', ' ')),
+          h('td', {}, i.lot ? decodeURIComponent(i.lot.split('/').pop()) : ''),
+          h('td', {}, i.refusal || t('console.queue.waiting'))))),
       h('button', { type: 'button', id: 'flush', onclick: flushQueue }, t('console.queue.send')));
     });
     return box;
