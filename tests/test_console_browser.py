@@ -553,3 +553,42 @@ def test_no_request_the_browser_made_carries_the_key(
         blob = url.encode() + repr(headers).encode() + body
         for secret in secrets:
             assert secret not in blob, f"key material in a request to {url}"
+
+
+def test_a_plot_is_registered_with_the_park_committees_approval(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    """The producer makes the request, the committee signs its approval in its own
+    console, the producer submits both: the plot is then offered by the harvest form."""
+    net = consortium["net"]
+    committee_key = key_file(net, "park-committee", consortium["root"])
+    coop = Console(browser, consortium["url"], capture)
+    coop.sign_in(consortium["keys"]["gannan-orchard-coop"])
+    coop.form("plot")
+    coop.fill(
+        plotId="P21",
+        gln="0690123001215",
+        areaHa="2.5",
+        yieldKg="3000",
+        lon="115.48",
+        lat="24.90",
+    )
+    coop.page.click("#make-request")
+    request = coop.page.input_value("#f-request")
+    assert '"type":"plot.register"' in request, coop.errors
+
+    committee = Console(browser, consortium["url"], capture)
+    committee.sign_in(committee_key)
+    committee.form("approve")
+    committee.fill(request=request)
+    committee.page.click("#record")
+    committee.page.wait_for_selector("#approval")
+    approval = committee.page.input_value("#approval")
+    committee.close()
+
+    coop.fill(approvals=approval)
+    assert coop.record() > 0
+    coop.form("harvest")
+    plots = coop.page.locator('[name="plot"] option').all_inner_texts()
+    assert any(p.startswith("P21") for p in plots), plots
+    coop.close()

@@ -151,6 +151,61 @@
       }
     },
     {
+      id: 'plot', roles: ['producer'],
+      fields: [
+        { name: 'plotId', type: 'text', required: true, pattern: '^[A-Za-z0-9-]{1,16}$' },
+        { name: 'gln', type: 'text', required: true, inputmode: 'numeric' },
+        { name: 'crop', type: 'text', required: true, value: 'navel-orange-fresh' },
+        { name: 'giZone', type: 'text', required: true, value: 'gannan-navel-orange' },
+        { name: 'areaHa', type: 'number', required: true, min: 0.01, step: 'any' },
+        { name: 'yieldKg', type: 'number', required: true, min: 1, step: 'any' },
+        { name: 'lon', type: 'number', required: true, step: 'any' },
+        { name: 'lat', type: 'number', required: true, step: 'any' },
+        { name: 'radius', type: 'number', required: true, min: 1, step: 'any', value: '200' },
+        { name: 'request', type: 'request' },
+        { name: 'approvals', type: 'textarea', required: true }
+      ],
+      change (v) {
+        return {
+          plot: {
+            id: v.plotId, gln: glnUri(v.gln), crop: v.crop, gi_zone: v.giZone,
+            area_ha: Number(v.areaHa), yield_kg_per_ha: Number(v.yieldKg),
+            centre: [Number(v.lon), Number(v.lat)], radius_m: Number(v.radius)
+          }
+        };
+      },
+      build (v) {
+        let approvals;
+        try {
+          const parsed = JSON.parse(v.approvals.trim().startsWith('[') ? v.approvals : '[' + lines(v.approvals).join(',') + ']');
+          approvals = Array.isArray(parsed) ? parsed : [parsed];
+        } catch (e) {
+          const err = new Error(t('console.check.approvals'));
+          err.field = 'approvals';
+          throw err;
+        }
+        return {
+          txType: 'plot.register', payload: { change: this.change(v), approvals }, lot: null,
+          at: { approvals: 'approvals', gln: 'gln', plot: 'plotId', area_ha: 'areaHa', yield_kg_per_ha: 'yieldKg', centre: 'lat', radius_m: 'radius', crop: 'crop', gi_zone: 'giZone' },
+          rules: { plot: 'plotId' }
+        };
+      }
+    },
+    {
+      id: 'approve', roles: ['validator', 'regulator'],
+      fields: [{ name: 'request', type: 'textarea', required: true }],
+      build (v) {
+        let request;
+        try { request = JSON.parse(v.request); } catch (e) { request = null; }
+        if (!request || typeof request.change !== 'object' || typeof request.type !== 'string') {
+          const err = new Error(t('console.check.request'));
+          err.field = 'request';
+          throw err;
+        }
+        return { approval: request };
+      }
+    },
+    {
       id: 'cultivation', roles: ['producer'],
       fields: [
         ...productFields(''),
@@ -499,6 +554,16 @@
         me.plots.map((p) => h('option', { value: p.id }, `${p.id} · GLN ${p.gln.split('/').pop()}`)));
     } else if (field.type === 'location') {
       control = h('input', { id, name: field.name, type: 'text', required: field.required, value: sglnDefault(me, 1), list: 'glns' });
+    } else if (field.type === 'request') {
+      const out = h('textarea', { id, name: field.name, rows: 4, readonly: true });
+      const make = h('button', { type: 'button', class: 'secondary', id: 'make-request' }, t('console.plot.make_request'));
+      make.addEventListener('click', () => {
+        const formEl = make.closest('form');
+        const def = FORMS.find((f) => f.id === state.form);
+        out.value = JSON.stringify({ chain_id: state.me.chainId, type: 'plot.register', change: def.change(valuesOf(formEl, def)) });
+        out.select();
+      });
+      control = h('div', {}, make, out);
     } else if (field.type === 'file') {
       control = filePicker(id, { accept: '.pdf,.jpg,.png' });
     } else if (field.type === 'textarea') {
@@ -539,6 +604,7 @@
     const problems = {};
     for (const field of def.fields) {
       const v = values[field.name];
+      if (field.type === 'request') continue;
       if (field.type === 'rows') {
         if (field.required && !v.some((r) => Object.values(r).some(Boolean))) problems[field.name] = t('console.check.required');
         if (v.some((r) => r.quantity !== undefined && (r.gtin || r.lot) && !(Number(r.quantity) > 0))) problems[field.name] = t('console.check.quantity');
@@ -590,10 +656,17 @@
       button.disabled = true;
       try {
         const built = await def.build(values, state.me);
-        const signedTx = await signEvent(built.event);
+        if (built.approval) {
+          await approve(built.approval, formEl);
+          return;
+        }
+        const signedTx = built.txType
+          ? await K.signTx(state.key, { chainId: state.me.chainId, type: built.txType, payload: built.payload, signer: state.me.fingerprint })
+          : await signEvent(built.event);
         await deliver(signedTx, built, formEl);
       } catch (err) {
-        $('#form-error', formEl).textContent = err.message;
+        if (err.field) showProblems(formEl, { [err.field]: err.message });
+        else $('#form-error', formEl).textContent = err.message;
       } finally {
         button.disabled = false;
       }
@@ -608,6 +681,7 @@
     try {
       const status = await submit(signedTx.envelope);
       remember(built.lot);
+      if (built.txType === 'plot.register') state.me = await api('GET', '/console/api/me');
       result.replaceChildren(
         h('p', { class: 'ok', id: 'committed', 'data-height': status.height, 'data-tx': status.id }, status.state === 'committed'
           ? t('console.committed', { height: status.height }) : t('console.pending')),
@@ -624,8 +698,24 @@
     }
   }
 
+  /* An approval of a change (ledger/membership.py): the change, its type and the chain,
+     RFC 8785 after the domain tag "parktrace/v1/approval\n", signed with this key. */
+  async function approve (request, formEl) {
+    if (request.chain_id && request.chain_id !== state.me.chainId) {
+      showProblems(formEl, { request: t('console.check.request') });
+      return;
+    }
+    const body = { chain_id: state.me.chainId, type: request.type, change: request.change };
+    const signature = await K.sign(state.key, K.utf8('parktrace/v1/approval\n' + window.canonicalize(body)));
+    const approval = { signer: state.me.fingerprint, signature: { scheme: 'ed25519', value: K.b64(signature) } };
+    const plot = request.change.plot || {};
+    $('#result', formEl).replaceChildren(
+      h('p', { class: 'ok' }, t('console.plot.approved', { id: plot.id || '', type: request.type })),
+      h('textarea', { id: 'approval', rows: 4, readonly: true }, JSON.stringify(approval)));
+  }
+
   async function enqueue (signedTx, built, result) {
-    await K.queue.add({ id: signedTx.id, envelope: signedTx.envelope, lot: built.lot, at: Date.now(), eventTime: signedTx.envelope.body.payload.event.eventTime });
+    await K.queue.add({ id: signedTx.id, envelope: signedTx.envelope, lot: built.lot, at: Date.now(), eventTime: (signedTx.envelope.body.payload.event || {}).eventTime || signedTx.envelope.body.timestamp });
     result.replaceChildren(h('p', { class: 'queued', id: 'queued' }, t('console.queued')));
     updateNet();
   }
