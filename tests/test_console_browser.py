@@ -518,52 +518,6 @@ def test_my_lots_show_state_blocks_and_an_evidence_bundle_that_verifies_offline(
         assert item["height"] == height
 
 
-def test_no_request_the_browser_made_carries_the_key(
-    consortium: dict[str, Any], browser: Any, capture: Capture
-) -> None:
-    """Last in the module, so that it judges the requests of every journey above too."""
-    coop = Console(browser, consortium["url"], capture)
-    coop.sign_in(consortium["keys"]["gannan-orchard-coop"])
-    coop.form("harvest")
-    coop.fill(gtin=ORANGE_BULK, lot="GN26-KEY-1", weight="100", plot="P07")
-    coop.record()
-    stored = (
-        "() => new Promise(r => { const o = indexedDB.open('parktrace-console');"
-        " o.onsuccess = () => { const q = o.result.transaction('keys')"
-        ".objectStore('keys').count(); q.onsuccess = () => r(q.result); }; })"
-    )
-    assert coop.page.evaluate(stored) == 1
-    extractable = (
-        "() => window.ptKeys.loadKey().then(k => [k.extractable, k.type, k.algorithm.name])"
-    )
-    assert coop.page.evaluate(extractable) == [False, "private", "Ed25519"]
-    coop.page.click("#signout")
-    coop.page.wait_for_selector("#signin-button")
-    assert coop.page.evaluate(stored) == 0  # signing out forgets the key
-    coop.close()
-    assert len(capture.requests) > 10
-    net = consortium["net"]
-    secrets: list[bytes] = [PASSPHRASE.encode()]
-    for org in ORGS:
-        seed = raw_seed(net, org)
-        pem = consortium["keys"][org].read_bytes()
-        secrets += [
-            seed,
-            seed.hex().encode(),
-            seed.hex().upper().encode(),
-            base64.b64encode(seed),
-            base64.b64encode(seed).rstrip(b"="),
-            base64.urlsafe_b64encode(seed).rstrip(b"="),
-            pem,
-            b"".join(pem.splitlines()[1:-1]),
-            *[line for line in pem.splitlines()[1:-1] if len(line) > 20],
-        ]
-    for url, headers, body in capture.requests:
-        blob = url.encode() + repr(headers).encode() + body
-        for secret in secrets:
-            assert secret not in blob, f"key material in a request to {url}"
-
-
 def test_a_plot_is_registered_with_the_park_committees_approval(
     consortium: dict[str, Any], browser: Any, capture: Capture
 ) -> None:
@@ -601,3 +555,50 @@ def test_a_plot_is_registered_with_the_park_committees_approval(
     plots = coop.page.locator('[name="plot"] option').all_inner_texts()
     assert any(p.startswith("P21") for p in plots), plots
     coop.close()
+
+
+def test_no_request_the_browser_made_carries_the_key(
+    consortium: dict[str, Any], browser: Any, capture: Capture
+) -> None:
+    """Last in the module, so that it judges the requests of every journey above too."""
+    coop = Console(browser, consortium["url"], capture)
+    coop.sign_in(consortium["keys"]["gannan-orchard-coop"])
+    coop.form("harvest")
+    coop.fill(gtin=ORANGE_BULK, lot="GN26-KEY-1", weight="100", plot="P07")
+    coop.record()
+    stored = (
+        "() => new Promise(r => { const o = indexedDB.open('parktrace-console');"
+        " o.onsuccess = () => { const q = o.result.transaction('keys')"
+        ".objectStore('keys').count(); q.onsuccess = () => r(q.result); }; })"
+    )
+    assert coop.page.evaluate(stored) == 1
+    extractable = (
+        "() => window.ptKeys.loadKey().then(k => [k.extractable, k.type, k.algorithm.name])"
+    )
+    assert coop.page.evaluate(extractable) == [False, "private", "Ed25519"]
+    coop.page.click("#signout")
+    coop.page.wait_for_selector("#signin-button")
+    assert coop.page.evaluate(stored) == 0  # signing out forgets the key
+    coop.close()
+    assert len(capture.requests) > 10
+    net = consortium["net"]
+    secrets: list[bytes] = [PASSPHRASE.encode()]
+    for org in (*ORGS, "park-committee"):  # the committee signs in to approve a plot
+        seed = raw_seed(net, org)
+        path = consortium["root"] / f"{org}.key"  # the file the browser was given
+        pem = (path if path.exists() else key_file(net, org, consortium["root"])).read_bytes()
+        secrets += [
+            seed,
+            seed.hex().encode(),
+            seed.hex().upper().encode(),
+            base64.b64encode(seed),
+            base64.b64encode(seed).rstrip(b"="),
+            base64.urlsafe_b64encode(seed).rstrip(b"="),
+            pem,
+            b"".join(pem.splitlines()[1:-1]),
+            *[line for line in pem.splitlines()[1:-1] if len(line) > 20],
+        ]
+    for url, headers, body in capture.requests:
+        blob = url.encode() + repr(headers).encode() + body
+        for secret in secrets:
+            assert secret not in blob, f"key material in a request to {url}"
