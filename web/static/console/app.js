@@ -399,18 +399,28 @@
   class Refusal extends Error {
     constructor (status, body) { super(body.message || String(status)); this.status = status; this.body = body; }
   }
+  /* A node past what the consortium commits answers 503 with Retry-After: wait as told
+     (for up to two minutes) and send again. Signed requests are not resent: a signature
+     is good for one request. */
+  const BUSY_PATIENCE_MS = 120000;
   async function api (method, path, body, headers) {
+    const deadline = Date.now() + BUSY_PATIENCE_MS;
     let response;
-    try {
-      response = await fetch(path, {
-        method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...(headers || {}) },
-        body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
-        credentials: 'same-origin'
-      });
-    } catch (e) {
-      const offline = new Error(t('console.offline'));
-      offline.offline = true;
-      throw offline;
+    for (;;) {
+      try {
+        response = await fetch(path, {
+          method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...(headers || {}) },
+          body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+          credentials: 'same-origin'
+        });
+      } catch (e) {
+        const offline = new Error(t('console.offline'));
+        offline.offline = true;
+        throw offline;
+      }
+      const pause = 1000 * Number(response.headers.get('retry-after') || 0);
+      if (response.status !== 503 || !pause || headers || Date.now() + pause > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
     if (response.status === 204) return null;
     const type = response.headers.get('content-type') || '';
