@@ -10,6 +10,10 @@ duplicate of a committed one is recognised by its id), so no entry is lost or do
 Until their batch commits, the node counts its own entries from here (`pending`), so a
 person who scans twice in a second sees both scans; other nodes see them once
 committed. Only what is needed to judge a code and serve a report is kept.
+
+A page reads a code's pending entries on every scan, so they are kept in memory too, per
+code, as read from the database and kept up by `add`; sealing leaves them as they are,
+and a commit or a release (once per batch, not per scan) forgets them all.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ class Outbox:
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         self._lock = threading.Lock()  # one in-memory SQLite connection may be shared
+        #: code -> its pending entries, oldest first (only codes read since the last commit).
+        self._pending: dict[str, list[Entry]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -83,24 +89,39 @@ class Outbox:
     def add(self, entry: Entry) -> None:
         """Keep `entry` (on disk before this returns, for a file-backed outbox)."""
         body = json.dumps(entry_json(entry), ensure_ascii=False, separators=(",", ":"))
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(
-                insert(entries).values(
-                    row=getattr(entry, "id", None) or secrets.token_hex(16),
-                    code=entry.code,
-                    at_us=micros(entry.at),
-                    size=len(body.encode()),
-                    body=body,
+        with self._lock:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(entries).values(
+                        row=getattr(entry, "id", None) or secrets.token_hex(16),
+                        code=entry.code,
+                        at_us=micros(entry.at),
+                        size=len(body.encode()),
+                        body=body,
+                    )
                 )
-            )
+            kept = self._pending.get(entry.code)
+            if kept is not None:  # as read back, where the database orders it: by time
+                at = micros(entry.at)
+                place = len(kept)
+                while place and micros(kept[place - 1].at) > at:
+                    place -= 1
+                kept[place:place] = _entries([body])
 
     def pending(self, code: str) -> list[Entry]:
-        """Every entry about `code` the chain does not hold yet, oldest first."""
-        with self._lock, self.engine.connect() as conn:
-            rows = conn.execute(
-                select(entries.c.body).where(entries.c.code == code).order_by(entries.c.at_us)
-            ).all()
-        return _entries(r.body for r in rows)
+        """Every entry about `code` the chain does not hold yet, oldest first (a new list;
+        its entries are shared and immutable)."""
+        with self._lock:
+            kept = self._pending.get(code)
+            if kept is None:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(
+                        select(entries.c.body)
+                        .where(entries.c.code == code)
+                        .order_by(entries.c.at_us)
+                    ).all()
+                kept = self._pending[code] = _entries(r.body for r in rows)
+            return list(kept)
 
     def merged(self, committed: list[Scan], code: str) -> list[Scan]:
         """`code`'s committed scans (oldest first) with this node's pending scans and
@@ -159,12 +180,14 @@ class Outbox:
         with self._lock, self.engine.begin() as conn:
             conn.execute(delete(entries).where(entries.c.batch == tx_id))
             conn.execute(delete(batches).where(batches.c.tx_id == tx_id))
+            self._pending.clear()
 
     def release(self, tx_id: str) -> None:
         """The batch can never commit: its entries wait for another one."""
         with self._lock, self.engine.begin() as conn:
             conn.execute(update(entries).where(entries.c.batch == tx_id).values(batch=None))
             conn.execute(delete(batches).where(batches.c.tx_id == tx_id))
+            self._pending.clear()
 
     def count(self) -> int:
         with self._lock, self.engine.connect() as conn:
