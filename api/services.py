@@ -20,6 +20,7 @@ from .auth import RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 from .epcis.subscriptions import Subscriptions
+from .receiptcache import FixedAnswers
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Services:
     verifier: RequestVerifier
     jobs: CaptureJobs
     subscriptions: Subscriptions
+    #: Transaction answers that can no longer change (api.receiptcache).
+    fixed: FixedAnswers = field(default_factory=FixedAnswers)
 
     @property
     def genesis(self) -> Genesis:

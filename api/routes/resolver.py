@@ -360,22 +360,24 @@ class Prepared:
         return 2048 + len(held) + len(self.before) + len(self.after) + len(self.page)
 
 
-def _cache_key(res: Resolution) -> tuple[str, ...]:
-    return (res.raw_path, res.raw_query, res.media, res.t.lang, res.base)
-
-
-def _resolve(res: Resolution) -> Response:
-    cache = res.codes.pages
-    prepared = cache.get(_cache_key(res), res.svc.node.height, lambda: _prepare(res))
+def _resolve(res: Resolution, link: DigitalLink | None = None) -> Response:
+    """Answer a Digital Link: `link` when the caller parsed it (a decompressed URI, a key
+    route), else the request's path. What the chain decides is kept per height, keyed by
+    what decides the answer: the path and query (the link follows from them), media
+    type, language, host and, for a compressed URI, the uncompressed one."""
+    key = (res.raw_path, res.raw_query, res.media, res.t.lang, res.base, res.same_as)
+    height = res.svc.node.height
+    prepared = res.codes.pages.get(key, height, lambda: _prepare(res, link))
     return _answer(res, prepared)
 
 
-def _prepare(res: Resolution) -> Prepared:
+def _prepare(res: Resolution, link: DigitalLink | None) -> Prepared:
     try:
-        try:
-            link = parse_path(res.raw_path, res.raw_query)
-        except CodeError as exc:
-            return Prepared(answer=Answer.of(res.invalid(exc)))
+        if link is None:
+            try:
+                link = parse_path(res.raw_path, res.raw_query)
+            except CodeError as exc:
+                return Prepared(answer=Answer.of(res.invalid(exc)))
         return _prepare_link(res, link)
     except (ApiError, CodeError) as exc:
         return Prepared(error=exc)
