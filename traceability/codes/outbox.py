@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     func,
@@ -82,6 +83,16 @@ class Outbox:
         self._lock = threading.Lock()  # one in-memory SQLite connection may be shared
         #: code -> its pending entries, oldest first (only codes read since the last commit).
         self._pending: dict[str, list[Entry]] = {}
+        # Every scan is one row written before its page is answered: the statement is
+        # compiled once for the database's driver and run on a pooled connection as is.
+        columns = ("row", "code", "at_us", "size", "body")
+        compiled = (
+            insert(entries)
+            .values({c: bindparam(c) for c in columns})
+            .compile(dialect=self.engine.dialect)
+        )
+        self._insert_sql = str(compiled)
+        self._insert_order = compiled.positiontup  # None: the driver takes named values
 
     def close(self) -> None:
         self.engine.dispose()
@@ -90,23 +101,37 @@ class Outbox:
         """Keep `entry` (on disk before this returns, for a file-backed outbox)."""
         body = json.dumps(entry_json(entry), ensure_ascii=False, separators=(",", ":"))
         with self._lock:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(entries).values(
-                        row=getattr(entry, "id", None) or secrets.token_hex(16),
-                        code=entry.code,
-                        at_us=micros(entry.at),
-                        size=len(body.encode()),
-                        body=body,
+            values = {
+                "row": getattr(entry, "id", None) or secrets.token_hex(16),
+                "code": entry.code,
+                "at_us": micros(entry.at),
+                "size": len(body.encode()),
+                "body": body,
+            }
+            order = self._insert_order
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(
+                        self._insert_sql,
+                        values if order is None else tuple(values[k] for k in order),
                     )
-                )
+                finally:
+                    cursor.close()
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
             kept = self._pending.get(entry.code)
-            if kept is not None:  # as read back, where the database orders it: by time
+            if kept is not None:  # where the database orders it: by time
                 at = micros(entry.at)
                 place = len(kept)
                 while place and micros(kept[place - 1].at) > at:
                     place -= 1
-                kept[place:place] = _entries([body])
+                kept.insert(place, entry)
 
     def pending(self, code: str) -> list[Entry]:
         """Every entry about `code` the chain does not hold yet, oldest first (a new list;
