@@ -571,10 +571,10 @@ def _answer(res: Resolution, prepared: Prepared) -> Response:
     scan_id = current.id if current is not None else None
     other = "en" if t.lang == "zh" else "zh"
     page = (
-        prepared.page.replace(VERDICT_MARK, box, 1)
-        .replace(CHECK_MARK, context["check"].replace(SCAN_MARK, scan_id) if scan_id else "", 1)
-        .replace(LANG_URL_MARK, escape(res.own_url(lang=other, scan=scan_id, region=None)), 1)
-        .replace(SHARE_MARK, escape(t(f"share.{shown}", product=prepared.title)), 1)
+        prepared.page.replace(VERDICT_MARK, box)
+        .replace(CHECK_MARK, context["check"].replace(SCAN_MARK, scan_id) if scan_id else "")
+        .replace(LANG_URL_MARK, escape(res.own_url(lang=other, scan=scan_id, region=None)))
+        .replace(SHARE_MARK, escape(t(f"share.{shown}", product=prepared.title)))
     )
     return HTMLResponse(page, headers={**prepared.headers, "Cache-Control": "no-store"})
 
