@@ -315,17 +315,26 @@ def _once_figures(timed: list[tuple[float, int]]) -> dict[str, Any]:
     }
 
 
-def measure(port: int, requests: list[bytes], seconds: float, concurrency: int) -> dict[str, Any]:
+def measure(
+    server: Server, requests: list[bytes], seconds: float, concurrency: int
+) -> dict[str, Any]:
+    port = server.port
     timed = asyncio.run(_once_each(port, requests))  # every distinct target, once
     first, first_300 = _once_figures(timed), _once_figures(timed[:FIRST_PASS])
     asyncio.run(_load(port, requests, min(1.0, seconds / 4), concurrency))  # warm up
+    cpu = server.cpu_seconds()
     loaded = asyncio.run(_load(port, requests, seconds, concurrency))
+    # What a request costs the server's CPU, whatever else the machine runs meanwhile.
+    loaded["server_cpu_ms_per_request"] = round(
+        (server.cpu_seconds() - cpu) * 1000 / max(1, loaded["requests"]), 3
+    )
     single = asyncio.run(_load(port, requests, seconds / 2, 1))
     runs = (first, loaded, single)
     ok = all(k == "200" for run in runs for k in run["statuses"])
     return {
         "ok": ok,
         "requests_per_second": loaded["requests_per_second"],
+        "cpu_ms_per_request": loaded["server_cpu_ms_per_request"],
         "loaded": loaded,
         "p50_ms": single["p50_ms"],
         "p99_ms": single["p99_ms"],
@@ -444,15 +453,15 @@ def main() -> None:
         secs, conc = args.seconds, args.concurrency
         common.log("measuring")
         load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
-        bare_runs = [measure(bare.port, [request("/bare", "application/json")], secs, conc)]
-        bare_async = measure(bare.port, [request("/bare-async", "application/json")], secs, conc)
+        bare_runs = [measure(bare, [request("/bare", "application/json")], secs, conc)]
+        bare_async = measure(bare, [request("/bare-async", "application/json")], secs, conc)
         cpu0 = node.cpu_seconds()
         for name, requests in targets.items():
-            results[name] = measure(node.port, requests, secs, conc)
+            results[name] = measure(node, requests, secs, conc)
             common.log(f"  {name}: {results[name]['requests_per_second']} req/s")
         node_cpu = node.cpu_seconds() - cpu0
         load = (load_before, os.getloadavg()[0])
-        bare_runs.append(measure(bare.port, [request("/bare", "application/json")], secs, conc))
+        bare_runs.append(measure(bare, [request("/bare", "application/json")], secs, conc))
     finally:
         bare.stop()
         node.stop()
@@ -460,6 +469,9 @@ def main() -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
     bare_rps = sum(r["requests_per_second"] for r in bare_runs) / len(bare_runs)
+    bare_cpu = sum(r["cpu_ms_per_request"] for r in bare_runs) / len(bare_runs)
+    for data in results.values():
+        data["cpu_ratio_to_bare"] = common.ratio(bare_cpu, data["cpu_ms_per_request"])
     for data in results.values():
         data["ratio_to_bare"] = common.ratio(data["requests_per_second"], bare_rps)
     result = {
@@ -473,6 +485,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "bare": {
             "requests_per_second": round(bare_rps, 1),
+            "cpu_ms_per_request": round(bare_cpu, 3),
             "runs": bare_runs,
             "async_endpoint": bare_async,
         },
@@ -495,6 +508,10 @@ def main() -> None:
             f"{name} {d['first_request_each']['requests_per_second']:.0f}, "
             f"{d['first_request_each']['p99_ms']}"
             for name, d in results.items()
+        ),
+        "server CPU ms/request (bare)": "; ".join(
+            [f"bare {bare_cpu:.2f}"]
+            + [f"{name} {d['cpu_ms_per_request']:.2f}" for name, d in results.items()]
         ),
         "all 200": all(d["ok"] for d in results.values()),
         "load avg before/after": f"{load[0]:.1f}/{load[1]:.1f}",

@@ -356,8 +356,9 @@ class Prepared:
 
     @property
     def size(self) -> int:
-        held = self.answer.body if self.answer is not None else b""
-        return 2048 + len(held) + len(self.before) + len(self.after) + len(self.page)
+        held = len(self.answer.body) if self.answer is not None else 0
+        parts = (self.before, self.after, self.page, self.verdict_context.get("check", ""))
+        return 2048 + held + sum(len(p) for p in parts)
 
 
 def _resolve(res: Resolution, link: DigitalLink | None = None) -> Response:
@@ -518,6 +519,10 @@ def _prepare_link(res: Resolution, link: DigitalLink) -> Prepared:
         head_height=store.height(),
     )
     prepared.verdict_context["check"] = check
+    other = "en" if t.lang == "zh" else "zh"
+    prepared.verdict_context["lang_url"] = str(
+        escape(res.own_url(lang=other, scan=None, region=None))
+    )
     return prepared
 
 
@@ -569,11 +574,12 @@ def _answer(res: Resolution, prepared: Prepared) -> Response:
         warning_text=warning_text,
     )
     scan_id = current.id if current is not None else None
-    other = "en" if t.lang == "zh" else "zh"
+    # own_url(lang=other, scan=scan_id, region=None), escaped: the scan id is hex
+    lang_url = context["lang_url"] + (f"&amp;scan={scan_id}" if scan_id else "")
     page = (
         prepared.page.replace(VERDICT_MARK, box)
         .replace(CHECK_MARK, context["check"].replace(SCAN_MARK, scan_id) if scan_id else "")
-        .replace(LANG_URL_MARK, escape(res.own_url(lang=other, scan=scan_id, region=None)))
+        .replace(LANG_URL_MARK, lang_url)
         .replace(SHARE_MARK, escape(t(f"share.{shown}", product=prepared.title)))
     )
     return HTMLResponse(page, headers={**prepared.headers, "Cache-Control": "no-store"})
