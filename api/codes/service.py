@@ -193,9 +193,11 @@ def install(app: FastAPI, settings: CodesSettings | None = None) -> CodesService
 _install_lock = threading.Lock()
 
 
-def codes_service(request: Request) -> CodesService:
+async def codes_service(request: Request) -> CodesService:
     """The app's codes service (FastAPI dependency), set up from the environment the
-    first time if `install` was not called."""
+    first time if `install` was not called (on the event loop: the one blocking read of
+    the key files; every later request only reads the attribute, without the thread
+    pool hop a plain function dependency costs)."""
     state = request.app.state
     service = getattr(state, "codes", None)
     if service is None:
