@@ -469,6 +469,7 @@ def _prepare_link(res: Resolution, link: DigitalLink) -> Prepared:
         "altered": altered_rows,
         "issuer": issuer,
         "batch_height": batch.height if batch else None,
+        "boxes": {},  # the verdict box by verdict, rendered once each
     }
     form_hidden = [(k, v) for k, v in res.params.items() if k not in _OWN_PARAMS]
     check = render(
@@ -561,18 +562,24 @@ def _answer(res: Resolution, prepared: Prepared) -> Response:
     t, context = res.t, prepared.verdict_context
     recall = context["recall"] if context["recalled"] else None
     shown = verdict_of(context["status"], recall, verdict, altered=bool(context["altered"]))
-    box = render(
-        "_verdict.html",
-        t,
-        shown=shown,
-        verdict=verdict,
-        region_added=region_added,
-        recall=context["recall"],
-        altered=context["altered"],
-        issuer=context["issuer"],
-        batch_height=context["batch_height"],
-        warning_text=warning_text,
-    )
+    boxes: dict[str, str] = context["boxes"]
+    box = boxes.get(shown)  # the same for every scan, but a copied code's warnings
+    if box is None:
+        box = render(
+            "_verdict.html",
+            t,
+            shown=shown,
+            verdict=verdict,
+            recall=context["recall"],
+            altered=context["altered"],
+            issuer=context["issuer"],
+            batch_height=context["batch_height"],
+            warning_text=warning_text,
+        )
+        if shown != "copied":
+            boxes[shown] = box
+    if verdict is not None:
+        box += render("_scans.html", t, verdict=verdict, region_added=region_added)
     scan_id = current.id if current is not None else None
     # own_url(lang=other, scan=scan_id, region=None), escaped: the scan id is hex
     lang_url = context["lang_url"] + (f"&amp;scan={scan_id}" if scan_id else "")
