@@ -24,6 +24,8 @@ from ledger.store import Store
 from nodes.solo import SoloNode
 from traceability.codes.copies import CopyRules
 from traceability.codes.digital_link import DigitalLink
+from traceability.codes.observations import Scan
+from traceability.codes.outbox import Outbox
 from traceability.codes.sealing import ResolverKey
 
 HOST = "id.parktrace.example"
@@ -217,3 +219,24 @@ def test_a_transaction_answer_is_kept_only_once_its_certificate_is_fixed(site: S
     receipt = site.client.get(f"{url}/receipt")
     assert "immutable" in receipt.headers["cache-control"]
     assert json.loads(receipt.content) == fixed.json()["receipt"]
+
+
+def test_the_outbox_keeps_in_memory_what_its_database_holds(site: Site, tmp_path) -> None:
+    code = site.cases["mask"].codes[0].instance_id
+    assert code is not None
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    outbox = Outbox(url)
+    assert outbox.pending(code) == []  # read, and kept, before any entry
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    first = Scan("a" * 32, code, at, None, "web")
+    second = Scan("b" * 32, code, at + timedelta(seconds=1), "CN-GD", "wechat")
+    outbox.add(second)
+    outbox.add(first)  # an older one after a newer: kept in the database's order
+    assert outbox.pending(code) == Outbox(url).pending(code) == [first, second]
+    rows = [row for row, _ in outbox.waiting(100_000)]
+    outbox.seal("c" * 64, "{}", rows)
+    outbox.release("c" * 64)  # the batch can never commit: the entries wait again
+    assert outbox.pending(code) == [first, second]
+    outbox.seal("d" * 64, "{}", rows)
+    outbox.done("d" * 64)  # committed: the chain holds them now
+    assert outbox.pending(code) == Outbox(url).pending(code) == []

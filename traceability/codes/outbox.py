@@ -47,6 +47,9 @@ from ledger.errors import LedgerError
 from .observations import Entry, RegionNote, Scan, entry_from_json, entry_json
 from .scanbook import HISTORY_LIMIT, REGION_GRACE, micros
 
+#: Most codes whose pending entries are kept in memory between two commits.
+MAX_KEPT_CODES = 50_000
+
 metadata = MetaData()
 entries = Table(
     "outbox_entries",
@@ -145,6 +148,8 @@ class Outbox:
                         .where(entries.c.code == code)
                         .order_by(entries.c.at_us)
                     ).all()
+                if len(self._pending) >= MAX_KEPT_CODES:  # no commit for long: start afresh
+                    self._pending.clear()
                 kept = self._pending[code] = _entries(r.body for r in rows)
             return list(kept)
 
