@@ -125,7 +125,9 @@ class Resolution:
         self.media = wanted_media(request.headers.get("accept"))
         params = dict(request.query_params)
         self.t = Translator(negotiate(request.headers.get("accept-language"), params.get("lang")))
-        self.raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        # (not `.get("raw_path", default)`: that builds the request URL every time)
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        self.raw_path = raw.decode("latin-1")
         self.raw_query = request.scope.get("query_string", b"").decode("latin-1")
         self.params = params
         self.base = str(request.base_url).rstrip("/")
