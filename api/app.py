@@ -55,13 +55,15 @@ DOCS_ASSETS = "/docs-assets"
 def _routers() -> list[APIRouter]:
 
     return [
-        chain.router,
+        # The busiest requests first (routes are matched in order): a phone's scan, then
+        # the receipt its page verifies.
+        resolver.router,
         transactions.router,
+        chain.router,
         epcis.router,
         epcis_binding.router,
         codes.router,
         console.router,
-        resolver.router,
         reports.router,
         places.router,
         audit.router,

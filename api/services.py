@@ -20,6 +20,7 @@ from .auth import RequestVerifier
 from .epcis.admission import Admission
 from .epcis.capture import CaptureJobs
 from .epcis.subscriptions import Subscriptions
+from .receiptcache import FixedAnswers
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,18 @@ class Services:
     verifier: RequestVerifier
     jobs: CaptureJobs
     subscriptions: Subscriptions
+    #: Transaction answers that can no longer change (api.receiptcache).
+    fixed: FixedAnswers = field(default_factory=FixedAnswers)
 
     @property
     def genesis(self) -> Genesis:
         return self.node.genesis
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """The app's services (FastAPI dependency). A coroutine, as it only reads an
+    attribute: FastAPI runs a plain function dependency in the thread pool, a hop per
+    request that cost a resolver lookup about as much as the lookup itself."""
     return request.app.state.services
 
 

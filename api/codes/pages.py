@@ -32,6 +32,7 @@ BEIJING = timezone(timedelta(hours=8), "CST")
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        auto_reload=False,  # templates ship with the code: no stat of the file per render
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -15,14 +15,14 @@ verdict is judged from the chain's committed scans plus the node's own pending o
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from functools import cache
 
 from crawlerdetect import CrawlerDetect
 from fastapi import Request
 
-from traceability.codes.copies import Verdict, judge, sales_of
+from traceability.codes.copies import Sale, Verdict, judge
 from traceability.codes.digital_link import DigitalLink
-from traceability.codes.journey import Journey
 from traceability.codes.links import DEFAULT_TYPE
 from traceability.codes.observations import RegionNote, Scan
 from traceability.codes.regions import region as find_region
@@ -86,9 +86,15 @@ def channel_of(user_agent: str | None) -> str:
 
 
 def history(index: EventIndex, codes: CodesService, code: str) -> list[Scan]:
-    """The scans of `code`: the chain's, with this node's own not yet committed."""
-    committed = [to_scan(row) for row in index.run(history_query(code))]
+    """The scans of `code`: the chain's (read once per index height: they change only
+    when a block of scans commits), with this node's own not yet committed."""
+    committed = index.memo(("scans", code), lambda: _committed(index, code))
     return codes.outbox.merged(committed, code)
+
+
+def _committed(index: EventIndex, code: str) -> list[Scan]:
+    rows = index.run(history_query(code))
+    return [to_scan(row) for row in rows]
 
 
 def _scan(index: EventIndex, codes: CodesService, scan_id: str) -> Scan | None:
@@ -106,12 +112,14 @@ def observe(
     index: EventIndex,
     codes: CodesService,
     link: DigitalLink,
-    journey: Journey | None,
+    shipped: Sequence[str],
+    sales: Sequence[Sale],
     *,
     counts: bool,
 ) -> tuple[Scan | None, bool, Verdict]:
     """Record this request's scan when it `counts` (or find the scan it follows up: a
-    language switch, the region form), then judge the code. Returns the current scan,
+    language switch, the region form), then judge the code against the regions its
+    journey went through and its recorded sales (`sales_of`). Returns the current scan,
     whether a region was just added to it, and the verdict."""
     code, now = link.instance_id or "", codes.stamp()
     given = find_region(request.query_params.get("region"))
@@ -128,6 +136,5 @@ def observe(
         current = Scan(secrets.token_hex(16), code, now, region, channel_of(agent))
         codes.outbox.add(current)
     scans = history(index, codes, code)
-    regions = journey.regions if journey else []
-    verdict = judge(scans, current, regions, codes.settings.rules, sales_of(journey))
+    verdict = judge(scans, current, shipped, codes.settings.rules, sales)
     return current, added, verdict

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 
@@ -35,6 +36,8 @@ from traceability.codes.issuance import rightful
 from traceability.codes.outbox import Outbox
 from traceability.codes.sealing import ResolverKey, ResolverPublicKey
 from traceability.codes.serials import SerialKey, looks_like_serial
+
+from .pagecache import HeightCache
 
 DEFAULT_HOST = "id.parktrace.example"
 
@@ -103,6 +106,8 @@ class CodesService:
     def __init__(self, settings: CodesSettings) -> None:
         self.settings = settings
         self.outbox = Outbox(settings.scan_log_url)
+        #: Consumer pages and their JSON as far as the chain decides them, per height.
+        self.pages: HeightCache[Any] = HeightCache()
         self._keys: dict[str, SerialKey | None] = {}
         self._lock = threading.Lock()
         self._last = datetime.min.replace(tzinfo=UTC)
@@ -188,9 +193,11 @@ def install(app: FastAPI, settings: CodesSettings | None = None) -> CodesService
 _install_lock = threading.Lock()
 
 
-def codes_service(request: Request) -> CodesService:
+async def codes_service(request: Request) -> CodesService:
     """The app's codes service (FastAPI dependency), set up from the environment the
-    first time if `install` was not called."""
+    first time if `install` was not called (on the event loop: the one blocking read of
+    the key files; every later request only reads the attribute, without the thread
+    pool hop a plain function dependency costs)."""
     state = request.app.state
     service = getattr(state, "codes", None)
     if service is None:

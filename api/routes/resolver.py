@@ -15,18 +15,21 @@ SSCC and GLN pages are in `api.routes.places`.
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from markupsafe import Markup, escape
 
 from traceability.audit.recall_status import recall_for
 from traceability.codes import CodeError
 from traceability.codes.attributes import Mismatch, mismatches
 from traceability.codes.batch import RecordedBatch
-from traceability.codes.copies import Verdict
+from traceability.codes.copies import Sale, Verdict, sales_of
 from traceability.codes.digital_link import DigitalLink, parse_path
 from traceability.codes.journey import Journey, Party, build_journey, party_of
 from traceability.codes.links import (
@@ -122,7 +125,9 @@ class Resolution:
         self.media = wanted_media(request.headers.get("accept"))
         params = dict(request.query_params)
         self.t = Translator(negotiate(request.headers.get("accept-language"), params.get("lang")))
-        self.raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+        # (not `.get("raw_path", default)`: that builds the request URL every time)
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        self.raw_path = raw.decode("latin-1")
         self.raw_query = request.scope.get("query_string", b"").decode("latin-1")
         self.params = params
         self.base = str(request.base_url).rstrip("/")
@@ -288,7 +293,100 @@ def _scanned_label(link: DigitalLink) -> dict[str, str]:
     return {**({"10": link.lot} if link.lot is not None else {}), **link.attributes}
 
 
-def _resolve(res: Resolution, link: DigitalLink) -> Response:
+#: Where the per-request parts go in a cached page (autoescaping turns every "<" of the
+#: page's own data into "&lt;", so none of these can come from a product's text).
+VERDICT_MARK = "<!--pt:verdict-->"
+CHECK_MARK = "<!--pt:check-->"
+LANG_URL_MARK = "<!--pt:lang-url-->"
+SHARE_MARK = "<!--pt:share-->"
+SCAN_MARK = "<!--pt:scan-->"
+
+
+def _json_text(doc: Any) -> str:
+    """As JSONResponse serialises."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+def _fresh(exc: Exception) -> Exception:
+    """A new exception like a cached one (raising one instance again and again would
+    chain every request's traceback onto it)."""
+    new = type(exc).__new__(type(exc), *exc.args)
+    new.__dict__.update(exc.__dict__)
+    return new
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete answer kept for its chain height; every request gets its own Response."""
+
+    status: int
+    body: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+
+    @classmethod
+    def of(cls, response: Response) -> Answer:
+        return cls(response.status_code, bytes(response.body), list(response.raw_headers))
+
+    def response(self) -> Response:
+        response = Response(self.body, self.status)
+        response.raw_headers = list(self.raw_headers)
+        return response
+
+
+@dataclass
+class Prepared:
+    """A resolution as far as the chain decides it, computed once per chain height
+    (api.codes.pagecache): a complete answer or error, or a page or document waiting for
+    its scan verdict."""
+
+    answer: Answer | None = None
+    error: Exception | None = None
+    link: DigitalLink | None = None
+    media: str = "text/html"
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Whether the code's scans are judged (a serialised item with rightful batches).
+    judged: bool = False
+    shipped: list[str] = field(default_factory=list)
+    sales: list[Sale] = field(default_factory=list)
+    #: The JSON document around its verdict, or the HTML page with its marks.
+    before: str = ""
+    after: str = ""
+    page: str = ""
+    verdict_context: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+    logs: bool = False
+
+    @property
+    def size(self) -> int:
+        held = len(self.answer.body) if self.answer is not None else 0
+        parts = (self.before, self.after, self.page, self.verdict_context.get("check", ""))
+        return 2048 + held + sum(len(p) for p in parts)
+
+
+def _resolve(res: Resolution, link: DigitalLink | None = None) -> Response:
+    """Answer a Digital Link: `link` when the caller parsed it (a decompressed URI, a key
+    route), else the request's path. What the chain decides is kept per height, keyed by
+    what decides the answer: the path and query (the link follows from them), media
+    type, language, host and, for a compressed URI, the uncompressed one."""
+    key = (res.raw_path, res.raw_query, res.media, res.t.lang, res.base, res.same_as)
+    height = res.svc.node.height
+    prepared = res.codes.pages.get(key, height, lambda: _prepare(res, link))
+    return _answer(res, prepared)
+
+
+def _prepare(res: Resolution, link: DigitalLink | None) -> Prepared:
+    try:
+        if link is None:
+            try:
+                link = parse_path(res.raw_path, res.raw_query)
+            except CodeError as exc:
+                return Prepared(answer=Answer.of(res.invalid(exc)))
+        return _prepare_link(res, link)
+    except (ApiError, CodeError) as exc:
+        return Prepared(error=exc)
+
+
+def _prepare_link(res: Resolution, link: DigitalLink) -> Prepared:
     svc, codes, t = res.svc, res.codes, res.t
     store, membership = svc.node.store, svc.node.membership
     link_type = res.link_type
@@ -296,12 +394,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     auth = codes.authenticate(store, membership, link) if link.level == "item" else None
     # A person's scan asks for the page: not the linkset, another link type, or the JSON
     # document that verification and traceability links point at.
-    logs = (
-        link_type is None
-        and res.request.method == "GET"
-        and not res.wants_linkset()
-        and res.params.get("format") != "json"
-    )
+    logs = link_type is None and not res.wants_linkset() and res.params.get("format") != "json"
     batches = codes.batches(store, membership, link)
     status = auth.status if auth is not None else link.level
     if auth is not None and auth.status == "unknown":
@@ -311,7 +404,7 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
             scanned = link.uri(host)
             message = f"{scanned} is not a genuine code: no batch issued on this ledger contains it"
             if res.media == "text/html" and link_type is None:
-                return res.not_genuine(scanned, None, 404)
+                return Prepared(answer=Answer.of(res.not_genuine(scanned, None, 404)))
             raise ApiError("not_found", message)
         auth, status = None, "recorded"  # on the ledger, but no codes were issued for it
     batch = auth.batch if auth is not None else None
@@ -325,10 +418,11 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         journey = build_journey(svc.index, store, membership, ids, batches)
     if journey is None and not batches:
         if link.level == "lot" and codes.batches(store, membership, DigitalLink(link.gtin)):
-            return res.redirect(DigitalLink(link.gtin).path())  # an unknown lot: walk up
+            # an unknown lot: walk up
+            return Prepared(answer=Answer.of(res.redirect(DigitalLink(link.gtin).path())))
         scanned = link.uri(host)
         if res.media == "text/html" and link_type is None and not res.wants_linkset():
-            return res.not_genuine(scanned, None, 404)
+            return Prepared(answer=Answer.of(res.not_genuine(scanned, None, 404)))
         raise ApiError(
             "not_found", f"{scanned}: the ledger records nothing about this {link.level}"
         )
@@ -337,37 +431,61 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
     levels = gtin_levels(link, res.base, host, _certificates(journey), description)
     answer = res.links_answer(link.path(), levels)
     if answer is not None:
-        return answer
+        return Prepared(answer=Answer.of(answer))
     headers = res.headers(link.path())
     label = batch or (batches[0] if batches and link.level == "lot" else None)
     altered = mismatches(_scanned_label(link), _recorded_label(label))
     issuer = party_of(membership, batch.signer) if batch else None
-    verdict, current, region_added = None, None, False
-    if auth is not None:
-        counts = logs and counts_as_scan(res.request, res.media, link_type)
-        current, region_added, verdict = observe(
-            res.request, svc.index, codes, link, journey, counts=counts
-        )
     recall = recall_for(svc, link.instance_id, lot_id) if link.level != "product" else None
+    prepared = Prepared(
+        link=link,
+        headers=headers,
+        judged=auth is not None,
+        shipped=list(journey.regions) if journey else [],
+        sales=sales_of(journey),
+        logs=logs,
+    )
     if res.media != "text/html" or res.params.get("format") == "json":
-        doc = _document(
-            res, link, status, issuer, batch, batches, journey, verdict, levels, altered
-        )
+        doc = _document(res, link, status, issuer, batch, batches, journey, None, levels, altered)
         doc["recall"] = recall.to_json() if recall else None
-        media = "application/ld+json" if res.media == "application/ld+json" else "application/json"
-        return JSONResponse(doc, media_type=media, headers=headers)
-    other = "en" if t.lang == "zh" else "zh"
-    scan_id = current.id if current is not None else None
-    title = _title(batches, link, t)
-    shown = verdict_of(status, recall, verdict, altered=bool(altered))
+        if prepared.judged:  # the verdict goes where _document puts it: before the journey
+            items = list(doc.items())
+            at = next(i for i, (k, _) in enumerate(items) if k in ("journey", "lots", "ledger"))
+            prepared.before = _json_text(dict(items[:at]))[:-1] + ',"scans":'
+            prepared.after = "," + _json_text(dict(items[at:]))[1:]
+        else:
+            prepared.before = _json_text(doc)
+        prepared.media = (
+            "application/ld+json" if res.media == "application/ld+json" else "application/json"
+        )
+        return prepared
+    prepared.title = title = _title(batches, link, t)
     owner = issuer or (party_of(membership, batches[0].signer) if batches else None)
     recorded_label = _recorded_label(label)
-    html = render(
+    shown_recall = recall_view(recall, link.lot)
+    altered_rows = [mismatch_row(m, t) for m in altered]
+    prepared.verdict_context = {
+        "status": status,
+        "recall": shown_recall,
+        "recalled": recall is not None,
+        "altered": altered_rows,
+        "issuer": issuer,
+        "batch_height": batch.height if batch else None,
+        "boxes": {},  # the verdict box by verdict, rendered once each
+    }
+    form_hidden = [(k, v) for k, v in res.params.items() if k not in _OWN_PARAMS]
+    check = render(
+        "_check.html",
+        t,
+        form_action=res.raw_path,
+        form_hidden=[*form_hidden, ("lang", t.lang)],
+        scan_id=Markup(SCAN_MARK),
+    )
+    prepared.page = render(
         "product.html",
         t,
         title=title,
         status=status,
-        shown=shown,
         owner=owner,
         link=link,
         shown_lot=recorded_label.get("10") or link.lot,
@@ -375,17 +493,13 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         unchecked=attribute_rows(
             {k: v for k, v in link.attributes.items() if k not in recorded_label}, t
         ),
-        altered=[mismatch_row(m, t) for m in altered],
-        issuer=issuer,
-        batch_height=batch.height if batch else None,
-        verdict=verdict,
-        region_added=region_added,
+        verdict_box=Markup(VERDICT_MARK),
+        check_form=Markup(CHECK_MARK),
         journey=journey,
         origin=origin_of(journey),
         trust=trust_view(svc, journey),
         key_steps=key_steps(journey),
         proofs=proof_rows(journey),
-        recall=recall_view(recall, link.lot),
         lots=[
             {
                 "lot": b.batch.link.lot,
@@ -396,23 +510,88 @@ def _resolve(res: Resolution, link: DigitalLink) -> Response:
         ]
         if link.level == "product"
         else [],
-        scan_id=scan_id,
-        form_action=res.raw_path,
-        form_hidden=[(k, v) for k, v in res.params.items() if k not in _OWN_PARAMS]
-        + [("lang", t.lang)],
-        other_lang_url=res.own_url(lang=other, scan=scan_id, region=None),
+        other_lang_url=Markup(LANG_URL_MARK),
         json_url=f"{link.path()}?{JSON_FORMAT}",
         linkset_url=res.own_url(linkType="linkset", scan=None, region=None, lang=None),
         page_url=res.base + link.path(),
-        share_description=t(f"share.{shown}", product=title),
+        share_description=Markup(SHARE_MARK),
         share_image=res.base + "/static/share.png",
         report_url=REPORT_URL,
         verify_messages=verify_messages(t),
         chain_id=svc.genesis.chain_id,
         head_height=store.height(),
-        warning_text=warning_text,
     )
-    return HTMLResponse(html, headers=headers)
+    prepared.verdict_context["check"] = check
+    other = "en" if t.lang == "zh" else "zh"
+    prepared.verdict_context["lang_url"] = str(
+        escape(res.own_url(lang=other, scan=None, region=None))
+    )
+    return prepared
+
+
+def _answer(res: Resolution, prepared: Prepared) -> Response:
+    """The cached resolution with this request's part: its scan (recorded if it is a
+    person's) and the verdict on the code's scans."""
+    if prepared.error is not None:
+        raise _fresh(prepared.error)
+    if prepared.answer is not None:
+        return prepared.answer.response()
+    link = prepared.link
+    assert link is not None
+    verdict, current, region_added = None, None, False
+    if prepared.judged:
+        counts = (
+            prepared.logs
+            and res.request.method == "GET"
+            and counts_as_scan(res.request, res.media, res.link_type)
+        )
+        current, region_added, verdict = observe(
+            res.request,
+            res.svc.index,
+            res.codes,
+            link,
+            prepared.shipped,
+            prepared.sales,
+            counts=counts,
+        )
+    if prepared.media != "text/html":
+        body = prepared.before
+        if verdict is not None:
+            scans = verdict.to_json()
+            scans["warningText"] = [warning_text(w, res.t) for w in verdict.warnings]
+            body += _json_text(scans) + prepared.after
+        return Response(body.encode("utf-8"), media_type=prepared.media, headers=prepared.headers)
+    t, context = res.t, prepared.verdict_context
+    recall = context["recall"] if context["recalled"] else None
+    shown = verdict_of(context["status"], recall, verdict, altered=bool(context["altered"]))
+    boxes: dict[str, str] = context["boxes"]
+    box = boxes.get(shown)  # the same for every scan, but a copied code's warnings
+    if box is None:
+        box = render(
+            "_verdict.html",
+            t,
+            shown=shown,
+            verdict=verdict,
+            recall=context["recall"],
+            altered=context["altered"],
+            issuer=context["issuer"],
+            batch_height=context["batch_height"],
+            warning_text=warning_text,
+        )
+        if shown != "copied":
+            boxes[shown] = box
+    if verdict is not None:
+        box += render("_scans.html", t, verdict=verdict, region_added=region_added)
+    scan_id = current.id if current is not None else None
+    # own_url(lang=other, scan=scan_id, region=None), escaped: the scan id is hex
+    lang_url = context["lang_url"] + (f"&amp;scan={scan_id}" if scan_id else "")
+    page = (
+        prepared.page.replace(VERDICT_MARK, box)
+        .replace(CHECK_MARK, context["check"].replace(SCAN_MARK, scan_id) if scan_id else "")
+        .replace(LANG_URL_MARK, lang_url)
+        .replace(SHARE_MARK, escape(t(f"share.{shown}", product=prepared.title)))
+    )
+    return HTMLResponse(page, headers={**prepared.headers, "Cache-Control": "no-store"})
 
 
 @router.head("/01/{code:path}", include_in_schema=False)
@@ -444,12 +623,7 @@ def resolve(
     string. `Accept: application/json` or `application/ld+json` (or `?format=json`) gets
     the data of the page; `?linkType=linkset` or `Accept: application/linkset+json` the
     RFC 9264 linkset."""
-    res = Resolution(request, svc, codes)
-    try:
-        link = parse_path(res.raw_path, res.raw_query)
-    except CodeError as exc:
-        return res.invalid(exc)
-    return _resolve(res, link)
+    return _resolve(Resolution(request, svc, codes))
 
 
 @router.get("/static/{name}", include_in_schema=False)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from ledger.errors import LedgerError
@@ -261,6 +262,35 @@ def _receipt(svc: Services, tx_id: str) -> dict[str, Any] | None:
     return build_receipt(svc.node.store, svc.genesis, tx_id, changes)
 
 
+#: A fixed receipt's answer never changes (api.receiptcache).
+FIXED_CACHE = "public, max-age=31536000, immutable"
+
+
+def _changing_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+def _fixed_response(request: Request, tx_id: str, body: bytes) -> Response:
+    etag = f'"{tx_id}"'
+    headers = {"ETag": etag, "Cache-Control": FIXED_CACHE}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _status_answer(svc: Services, current: TxStatus) -> tuple[bytes, bool]:
+    """The serialised answer of `status` and whether it is fixed for good: committed in
+    a block below the head when it was read."""
+    out = _status_out(current)
+    fixed = False
+    if current.state == "committed":
+        head = svc.node.height
+        out["receipt"] = _receipt(svc, current.id)
+        fixed = current.height is not None and current.height < head
+    model = TxStatusOut.model_validate(out)
+    return JSONResponse(model.model_dump(mode="json", exclude_none=True)).body, fixed
+
+
 @router.get(
     "/v1/transactions/{tx_id}",
     summary="State of a transaction, with its receipt once committed",
@@ -270,21 +300,35 @@ def _receipt(svc: Services, tx_id: str) -> dict[str, Any] | None:
 )
 async def status(
     svc: Svc,
+    request: Request,
     tx_id: str = Path(pattern=TX_ID, description="transaction id (64 hex digits)"),
     wait: float = Query(
         0, ge=0, le=600, description="block up to this many seconds until committed or rejected"
     ),
-) -> dict[str, Any]:
+) -> Response:
     """`pending`, `committed` (with a receipt: the transaction, its block header, the commit
     certificate and inclusion proofs in the block and in the whole-ledger log) or
-    `rejected` (with the reason). `wait` long-polls, capped by the node's setting."""
-    current = await svc.node.wait(tx_id, min(wait, svc.settings.max_wait))
-    if current.state == "unknown":
-        raise ApiError("not_found", f"transaction {tx_id} is not known to this node")
-    out = _status_out(current)
-    if current.state == "committed":
-        out["receipt"] = await anyio.to_thread.run_sync(_receipt, svc, tx_id)
-    return out
+    `rejected` (with the reason). `wait` long-polls, capped by the node's setting. Once a
+    later block fixes the certificate the answer is immutable (ETag, Cache-Control)."""
+    key = ("status", tx_id)
+    body = svc.fixed.get(key)
+    if body is None:
+        current = await svc.node.wait(tx_id, min(wait, svc.settings.max_wait))
+        if current.state == "unknown":
+            raise ApiError("not_found", f"transaction {tx_id} is not known to this node")
+        body, fixed = await anyio.to_thread.run_sync(_status_answer, svc, current)
+        if not fixed:
+            return _changing_response(body)
+        svc.fixed.put(key, body)
+    return _fixed_response(request, tx_id, body)
+
+
+def _receipt_answer(svc: Services, tx_id: str) -> tuple[bytes | None, bool]:
+    head = svc.node.height
+    data = _receipt(svc, tx_id)
+    if data is None:
+        return None, False
+    return receipt_bytes(data), data["block"]["header"]["height"] < head
 
 
 @router.get(
@@ -300,12 +344,19 @@ async def status(
 )
 async def receipt(
     svc: Svc,
+    request: Request,
     tx_id: str = Path(pattern=TX_ID, description="transaction id (64 hex digits)"),
 ) -> Response:
     """Verify it offline with `parktrace receipt verify RECEIPT.json --genesis genesis.json`."""
-    data = await anyio.to_thread.run_sync(_receipt, svc, tx_id)
-    if data is None:
-        state = svc.node.status(tx_id).state
-        detail = "is not committed yet" if state == "pending" else f"is {state}"
-        raise ApiError("not_found", f"transaction {tx_id} {detail}: there is no receipt")
-    return Response(receipt_bytes(data), media_type="application/json")
+    key = ("receipt", tx_id)
+    body = svc.fixed.get(key)
+    if body is None:
+        body, fixed = await anyio.to_thread.run_sync(_receipt_answer, svc, tx_id)
+        if body is None:
+            state = svc.node.status(tx_id).state
+            detail = "is not committed yet" if state == "pending" else f"is {state}"
+            raise ApiError("not_found", f"transaction {tx_id} {detail}: there is no receipt")
+        if not fixed:
+            return _changing_response(body)
+        svc.fixed.put(key, body)
+    return _fixed_response(request, tx_id, body)

@@ -10,6 +10,10 @@ duplicate of a committed one is recognised by its id), so no entry is lost or do
 Until their batch commits, the node counts its own entries from here (`pending`), so a
 person who scans twice in a second sees both scans; other nodes see them once
 committed. Only what is needed to judge a code and serve a report is kept.
+
+A page reads a code's pending entries on every scan, so they are kept in memory too, per
+code, as read from the database and kept up by `add`; sealing leaves them as they are,
+and a commit or a release (once per batch, not per scan) forgets them all.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     func,
@@ -41,6 +46,9 @@ from ledger.errors import LedgerError
 
 from .observations import Entry, RegionNote, Scan, entry_from_json, entry_json
 from .scanbook import HISTORY_LIMIT, REGION_GRACE, micros
+
+#: Most codes whose pending entries are kept in memory between two commits.
+MAX_KEPT_CODES = 50_000
 
 metadata = MetaData()
 entries = Table(
@@ -76,6 +84,18 @@ class Outbox:
         self.engine = _engine(url)
         metadata.create_all(self.engine)
         self._lock = threading.Lock()  # one in-memory SQLite connection may be shared
+        #: code -> its pending entries, oldest first (only codes read since the last commit).
+        self._pending: dict[str, list[Entry]] = {}
+        # Every scan is one row written before its page is answered: the statement is
+        # compiled once for the database's driver and run on a pooled connection as is.
+        columns = ("row", "code", "at_us", "size", "body")
+        compiled = (
+            insert(entries)
+            .values({c: bindparam(c) for c in columns})
+            .compile(dialect=self.engine.dialect)
+        )
+        self._insert_sql = str(compiled)
+        self._insert_order = compiled.positiontup  # None: the driver takes named values
 
     def close(self) -> None:
         self.engine.dispose()
@@ -83,24 +103,55 @@ class Outbox:
     def add(self, entry: Entry) -> None:
         """Keep `entry` (on disk before this returns, for a file-backed outbox)."""
         body = json.dumps(entry_json(entry), ensure_ascii=False, separators=(",", ":"))
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(
-                insert(entries).values(
-                    row=getattr(entry, "id", None) or secrets.token_hex(16),
-                    code=entry.code,
-                    at_us=micros(entry.at),
-                    size=len(body.encode()),
-                    body=body,
-                )
-            )
+        with self._lock:
+            values = {
+                "row": getattr(entry, "id", None) or secrets.token_hex(16),
+                "code": entry.code,
+                "at_us": micros(entry.at),
+                "size": len(body.encode()),
+                "body": body,
+            }
+            order = self._insert_order
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(
+                        self._insert_sql,
+                        values if order is None else tuple(values[k] for k in order),
+                    )
+                finally:
+                    cursor.close()
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
+            kept = self._pending.get(entry.code)
+            if kept is not None:  # where the database orders it: by time
+                at = micros(entry.at)
+                place = len(kept)
+                while place and micros(kept[place - 1].at) > at:
+                    place -= 1
+                kept.insert(place, entry)
 
     def pending(self, code: str) -> list[Entry]:
-        """Every entry about `code` the chain does not hold yet, oldest first."""
-        with self._lock, self.engine.connect() as conn:
-            rows = conn.execute(
-                select(entries.c.body).where(entries.c.code == code).order_by(entries.c.at_us)
-            ).all()
-        return _entries(r.body for r in rows)
+        """Every entry about `code` the chain does not hold yet, oldest first (a new list;
+        its entries are shared and immutable)."""
+        with self._lock:
+            kept = self._pending.get(code)
+            if kept is None:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(
+                        select(entries.c.body)
+                        .where(entries.c.code == code)
+                        .order_by(entries.c.at_us)
+                    ).all()
+                if len(self._pending) >= MAX_KEPT_CODES:  # no commit for long: start afresh
+                    self._pending.clear()
+                kept = self._pending[code] = _entries(r.body for r in rows)
+            return list(kept)
 
     def merged(self, committed: list[Scan], code: str) -> list[Scan]:
         """`code`'s committed scans (oldest first) with this node's pending scans and
@@ -159,12 +210,14 @@ class Outbox:
         with self._lock, self.engine.begin() as conn:
             conn.execute(delete(entries).where(entries.c.batch == tx_id))
             conn.execute(delete(batches).where(batches.c.tx_id == tx_id))
+            self._pending.clear()
 
     def release(self, tx_id: str) -> None:
         """The batch can never commit: its entries wait for another one."""
         with self._lock, self.engine.begin() as conn:
             conn.execute(update(entries).where(entries.c.batch == tx_id).values(batch=None))
             conn.execute(delete(batches).where(batches.c.tx_id == tx_id))
+            self._pending.clear()
 
     def count(self) -> int:
         with self._lock, self.engine.connect() as conn:
