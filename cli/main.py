@@ -31,6 +31,7 @@ console = Console(soft_wrap=True)  # URLs stay whole when output is piped
 
 def _mount_subcommands() -> None:
     from cli.audit import app as audit_app
+    from cli.audit import public_report_app
     from cli.codes import app as codes_app
     from cli.consortium import app as consortium_app
     from cli.node import cluster_app, node_app
@@ -42,6 +43,7 @@ def _mount_subcommands() -> None:
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(codes_app, name="codes")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(public_report_app, name="report")
 
 
 @app.command()
