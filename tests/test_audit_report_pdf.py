@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zxingcpp
+from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import text
 
-from api.audit.pdf import render_pdf
+from api.audit.pdf import render_pdf, verification_urn
 from api.audit.report import ReportError, draft, sign
 from api.audit.sealed import seal_pdf, verify_pdf
 from devtools.samples import sample_event_tx
@@ -102,7 +104,7 @@ def _screenshot(pdf: bytes, name: str, tmp_path: Path) -> Path:
     source.write_bytes(pdf)
     out = ARTIFACTS / name
     subprocess.run(
-        ["pdftoppm", "-png", "-r", "80", "-singlefile", "-f", "1", str(source), str(out)],
+        ["pdftoppm", "-png", "-r", "120", "-singlefile", "-f", "1", str(source), str(out)],
         check=True,
         timeout=60,
     )
@@ -138,7 +140,10 @@ def test_the_chinese_report_reads_back_as_written(signed, tmp_path: Path) -> Non
         for font in page["/Resources"]["/Font"].values()
     }
     assert all("NotoSansSC" in f for f in fonts), fonts  # embedded, no system font
-    _screenshot(pdf, "report-zh", tmp_path)
+    png = _screenshot(pdf, "report-zh", tmp_path)
+    codes = zxingcpp.read_barcodes(Image.open(png))
+    assert [c.text for c in codes] == [verification_urn(report)]
+    assert number in verification_urn(report)
 
 
 def test_findings_name_the_node_and_height_that_differ(signed, tmp_path: Path) -> None:
