@@ -29,6 +29,14 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} events/s" if speed else "– events/s", style="cyan")
 
 
+class EventsColumn(ProgressColumn):
+    """Events checked of the total (the total is known once the job has started)."""
+
+    def render(self, task: Task) -> Text:
+        total = f"{task.total:,.0f}" if task.total is not None else "?"
+        return Text(f"{task.completed:,.0f}/{total} events")
+
+
 class Bar:
     """One verification's bar: `update(events, total)` as often as there is news."""
 
@@ -45,11 +53,12 @@ def verification_bar(description: str = "verifying") -> Iterator[Bar]:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+        EventsColumn(),
         RateColumn(),
         TimeElapsedColumn(),
-        TextColumn("left"),
+        TextColumn("elapsed,"),
         TimeRemainingColumn(),
+        TextColumn("left"),
         console=err,
         transient=True,
         disable=not err.is_terminal,
