@@ -388,6 +388,12 @@ def main() -> None:
     p.add_argument("--batch-ms", type=int, default=BlockConfig.batch_ms, help="[blocks] batch_ms")
     p.add_argument("--idle-ms", type=int, default=BlockConfig.idle_ms, help="[blocks] idle_ms")
     p.add_argument("--keep", type=Path, default=None, help="keep the cluster directory here")
+    p.add_argument(
+        "--overload",
+        type=float,
+        default=2.0,
+        help="after the sweep, offer this multiple of the best committed rate (0: skip)",
+    )
     args = p.parse_args()
     if args.quick:
         args.rates, args.step_seconds, args.warmup, args.drain = "200", 2.0, 0.5, 20.0
@@ -400,12 +406,17 @@ def main() -> None:
     directory = args.keep or Path(tempfile.mkdtemp(prefix="parktrace-bench-cluster-"))
     bench = Bench(directory, args)
     steps = []
+    overload: dict[str, Any] | None = None
     try:
         bench.start()
         for rate in rates:
             steps.append(bench.step(rate, args.step_seconds))
             if steps[-1]["saturated"]:
                 break
+        if args.overload:
+            most = max(s["committed_tx_per_s"] for s in steps)
+            overload = bench.step(round(args.overload * most), args.step_seconds)
+            overload["of_max_committed"] = common.ratio(overload["committed_tx_per_s"], most)
     finally:
         bench.stop()
         if args.keep is None:
@@ -437,6 +448,9 @@ def main() -> None:
             "latency_p99_ms_at_1000": 1000,
         },
         "steps": steps,
+        # Past the maximum: committed should hold (>= 90% of it), what is accepted should
+        # commit within 2 s (p99), the rest be refused 503, nothing accepted be lost.
+        "overload": overload,
     }
     figures = {
         "max committed tx/s": best["committed_tx_per_s"],
@@ -452,6 +466,13 @@ def main() -> None:
             f"{s['offered_tx_per_s']:g}→{s['committed_tx_per_s']:.0f} "
             f"({s['commit_latency_ms']['p50']}/{s['commit_latency_ms']['p99']})"
             for s in steps
+        ),
+        "overload: offered→committed (of max), accepted p99 ms, 503 refused, lost": (
+            f"{overload['offered_tx_per_s']:g}→{overload['committed_tx_per_s']:.0f} "
+            f"({overload['of_max_committed']}), {overload['commit_latency_ms']['p99']}, "
+            f"{overload['refused'].get('http_503', 0)}, {overload['uncommitted_after_drain']}"
+            if overload
+            else "—"
         ),
     }
     common.emit(

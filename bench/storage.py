@@ -32,7 +32,16 @@ from ledger.store import Store
 
 TARGET_BYTES = 1536
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
-TABLES = ("blocks", "transactions", "product_index", "log_nodes", "meta", "alembic_version")
+TABLES = (
+    "blocks",
+    "transactions",
+    "product_index",
+    "claims",
+    "tallies",
+    "log_nodes",
+    "meta",
+    "alembic_version",
+)
 
 
 def sqlite_sizes(path: Path) -> dict[str, Any]:

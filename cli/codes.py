@@ -147,6 +147,7 @@ def _write_outputs(
                     ec=ec,
                     layout=LabelLayout(),
                     progress=advance,
+                    names=batch.names,
                 )
                 (out / name).write_bytes(data)
                 written["pdf"] += 1

@@ -38,6 +38,7 @@ DOMAINS = frozenset(
         "validators",  # a validator set, hashed into every header
         "peer",  # peer-link handshake
         "request",  # HTTP request signatures
+        "checkpoint",  # a node's signed record of the state it verified up to a height
     }
 )
 

@@ -107,9 +107,10 @@ def _travel_light(tx: Any) -> None:
     tx.__dict__.pop("_signing", None)
 
 
-def _ranges(total: int, workers: int, chunk: int | None) -> Iterator[tuple[int, int]]:
-    size = chunk or max(1, min(MAX_CHUNK, total // (workers * TARGET_TASKS_PER_WORKER) or 1))
-    for low in range(1, total + 1, size):
+def _ranges(first: int, total: int, workers: int, chunk: int | None) -> Iterator[tuple[int, int]]:
+    blocks = total - first + 1
+    size = chunk or max(1, min(MAX_CHUNK, blocks // (workers * TARGET_TASKS_PER_WORKER) or 1))
+    for low in range(first, total + 1, size):
         yield low, min(total, low + size - 1)
 
 
@@ -125,6 +126,7 @@ def take_verdicts(pre: Prechecked, domain: Any) -> None:
 def prechecked(
     store: Store,
     genesis: Genesis,
+    first: int,
     total: int,
     *,
     workers: int,
@@ -132,11 +134,11 @@ def prechecked(
     check_indexes: bool,
     chunk: int | None = None,
 ) -> Iterator[Iterator[Prechecked]]:
-    """The first stages of blocks 1..total, in height order: from `workers` processes, or
-    made here, as they are needed, when one worker is asked for or the store is this
+    """The first stages of blocks first..total, in height order: from `workers` processes,
+    or made here, as they are needed, when one worker is asked for or the store is this
     process's alone."""
-    if workers <= 1 or total == 0 or not shareable(store.url):
-        yield (precheck(store, raw, check_indexes) for raw in store.raw_blocks(1, total))
+    if workers <= 1 or total < first or not shareable(store.url):
+        yield (precheck(store, raw, check_indexes) for raw in store.raw_blocks(first, total))
         return
     # spawn, not fork: the caller may be a node process with threads and an event loop.
     context = multiprocessing.get_context("spawn")
@@ -149,7 +151,7 @@ def prechecked(
     capacity = tx_module._VERIFIED_MAX  # verdicts are given just before their block's replay
     tx_module.cache_verified_signatures(max(capacity, VERDICTS_KEPT))
     try:
-        yield _in_order(pool, _ranges(total, workers, chunk), 2 * workers)
+        yield _in_order(pool, _ranges(first, total, workers, chunk), 2 * workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         tx_module.cache_verified_signatures(capacity)

@@ -16,7 +16,7 @@ from .store import RawBlock, Store
 from .tx import Transaction
 
 
-def _canonical_json(text: str, what: str) -> Any:
+def canonical_json(text: str, what: str) -> Any:
     """Parse stored text and insist it is the canonical encoding of what it says."""
     try:
         value = json.loads(text)
@@ -30,17 +30,17 @@ def _canonical_json(text: str, what: str) -> Any:
 def _parse_block(raw: RawBlock) -> tuple[Block, CommitCertificate]:
     """The block and its commit from its stored rows (the block's last commit is added
     by the replay, which holds the previous block's)."""
-    header = Header.from_json(_canonical_json(raw.header, "header"))
+    header = Header.from_json(canonical_json(raw.header, "header"))
     if header.height != raw.height:
         raise LedgerError(f"header says height {header.height}, row says {raw.height}")
     if raw.hash.hex() != header.hash:
         raise LedgerError("stored block hash differs from the hash of the stored header")
     if raw.time != header.time:
         raise LedgerError("stored block time differs from the header's")
-    evidence = _canonical_json(raw.evidence, "evidence")
+    evidence = canonical_json(raw.evidence, "evidence")
     if not isinstance(evidence, list):
         raise LedgerError("evidence is not a list")
-    commit = CommitCertificate.from_json(_canonical_json(raw.commit, "commit certificate"))
+    commit = CommitCertificate.from_json(canonical_json(raw.commit, "commit certificate"))
     txs = []
     for position, row in enumerate(raw.txs):
         where = f"transaction {position}"

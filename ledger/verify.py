@@ -22,7 +22,9 @@ from .errors import LedgerError
 from .evidence import check_evidence
 from .genesis import Genesis
 from .membership import Membership
-from .precheck import Prechecked
+from .precheck import Prechecked, canonical_json
+
+__all__ = ["Checked", "Problem", "Tip", "VerifyReport", "canonical_json", "verify_store"]
 from .store import Store
 from .tallies import Tally
 from .validate import DomainRules, check_txs
@@ -107,13 +109,14 @@ class _Replay:
         report: VerifyReport,
         domain: DomainRules | None,
         check_indexes: bool,
+        start: Tip | None = None,
     ) -> None:
         self.store, self.report, self.check_indexes = store, report, check_indexes
-        self.state = genesis.initial_state()
-        self.membership = genesis.membership()
-        self.last_commit: CommitCertificate | None = None
-        self.evidence_keys: set[str] = set()
-        self.domain = domain
+        self.state = genesis.initial_state() if start is None else start.state
+        self.membership = genesis.membership() if start is None else start.membership
+        self.last_commit: CommitCertificate | None = None if start is None else start.last_commit
+        self.evidence_keys: set[str] = set() if start is None else set(start.evidence_keys)
+        self.domain = domain if start is None else start.rules
 
     def step(self, pre: Prechecked) -> bool:
         """Check the next block; False (the report naming the problem) when it fails."""
@@ -188,8 +191,12 @@ def verify_store(
     rules: RulesFactory | None = None,
     workers: int = 1,
     chunk: int | None = None,
+    start: Tip | None = None,
 ) -> VerifyReport:
     """Replay the stored chain from genesis, checking everything; stop at the first problem.
+
+    `start`: the state after a block already verified (a node's checkpoint, with the
+    domain state of the same `rules`); only the blocks above it are replayed.
 
     `rules`: the domain's block rules, the same function that judged every block when it
     was proposed, so a transaction written into the store behind the nodes' backs that no
@@ -231,7 +238,7 @@ def verify_store(
         return report
 
     total = store.height()
-    domain = rules(store) if rules is not None else None
+    domain = rules(store) if rules is not None and start is None else None
     if check_indexes and store.index is None:
         report.notes.append(
             f"product index not checked: it is keyed by {store.indexed_by()!r}, which this "
@@ -241,10 +248,12 @@ def verify_store(
     if on_checked is not None and total:
         last = store.header(total)
         events_total = last.log_size if last is not None else 0
-    replay = _Replay(store, genesis, report, domain, check_indexes)
+    replay = _Replay(store, genesis, report, domain, check_indexes, start)
+    first = replay.state.height + 1
     with parallel.prechecked(
         store,
         genesis,
+        first,
         total,
         workers=workers,
         rules=rules,
@@ -270,12 +279,19 @@ def verify_store(
     return report
 
 
-def restore_chain(store: Store, genesis: Genesis, *, rules: RulesFactory | None = None) -> Tip:
-    """What a node needs to go on from its store, after checking every stored block.
+def restore_chain(
+    store: Store,
+    genesis: Genesis,
+    *,
+    rules: RulesFactory | None = None,
+    start: Tip | None = None,
+) -> Tip:
+    """What a node needs to go on from its store, after checking every stored block (above
+    `start`, a state verified before).
 
     A node whose store fails verification must not start: this raises, naming the height.
     """
-    report = verify_store(store, genesis, rules=rules)
+    report = verify_store(store, genesis, rules=rules, start=start)
     if report.problem is not None:
         raise LedgerError(
             f"the store fails verification at height {report.problem.height}: {report.problem.what}"

@@ -32,6 +32,8 @@ from typing import Any
 
 from ledger.block import Block, CommitCertificate, Vote, tx_from_text
 from ledger.chain import ChainState, advance, build_block, check_next
+from ledger.checkpoint import Checkpoint
+from ledger.checkpoint import write as write_checkpoint
 from ledger.crypto import PrivateKey
 from ledger.errors import DuplicateError, LedgerError
 from ledger.evidence import check_evidence
@@ -41,9 +43,10 @@ from ledger.store import Store
 from ledger.timefmt import format_time, now, parse_time
 from ledger.tx import Transaction, cache_verified_signatures
 from ledger.validate import check_txs, select_txs
-from ledger.verify import restore_chain
+from ledger.verify import Tip
 from traceability.validity import TraceRules, trace_rules
 
+from . import checkpoints
 from .config import NodeConfig
 from .consensus import messages
 from .consensus.actions import (
@@ -105,8 +108,21 @@ class Node(NodeCore):
         )
         store = Store(config.db)
         store.bind_chain(genesis.chain_id, genesis.hash, genesis.to_json())
-        tip = restore_chain(store, genesis, rules=trace_rules)
-        super().__init__(genesis, store, tip.membership, rules=tip.rules)
+        self.checkpoint_path = config.data_dir / checkpoints.FILE_NAME
+        restored = checkpoints.restore(store, genesis, self.key, self.checkpoint_path, trace_rules)
+        tip = restored.tip
+        super().__init__(
+            genesis, store, tip.membership, rules=tip.rules, intake_floor=config.blocks.max_txs
+        )
+        #: The checkpoint this start went on from: its blocks are re-hashed while it runs.
+        self.restored_from = restored.checkpoint
+        self.checkpoint: Checkpoint | None = restored.checkpoint
+        self._checkpoint_due = checkpoints.Schedule(tip.state.height)
+        self._checkpointing: asyncio.Task[None] | None = None
+        #: Why the store was found changed below the checkpoint (the node then stops).
+        self.refused: str | None = None
+        #: The re-hash of the blocks below `restored_from`: "running", then "unchanged".
+        self.prefix_check: str | None = "running" if restored.checkpoint else None
         # Verify each transaction's signature once: on admission, not again in proposals.
         cache_verified_signatures(2 * self.mempool.capacity)
         self.state: ChainState = tip.state
@@ -216,6 +232,10 @@ class Node(NodeCore):
             asyncio.create_task(self._announce(), name="announce"),
             asyncio.create_task(self._gossip(), name="gossip"),
         ]
+        if self.restored_from is not None:
+            self._tasks.append(asyncio.create_task(self._check_prefix(), name="prefix"))
+        if self.checkpoint_height() < self.state.height:  # verified just now: keep that
+            self._write_checkpoint_soon()
         log.info("node %s started at height %d", self.config.id, self.state.height)
         self._check_guard()  # a lone validator needs no peer's word
         self.ready.set()
@@ -223,7 +243,13 @@ class Node(NodeCore):
             await self._execute(self.consensus.start())
             while True:
                 kind, payload = await self._inbox.get()
+                if kind == "refuse":
+                    raise checkpoints.StoreChanged(payload)
                 await self._handle(kind, payload)
+        except checkpoints.StoreChanged as exc:
+            self.refused = exc.message
+            log.critical("node %s stops: %s", self.config.id, self.refused)
+            raise
         except Exception as exc:
             # A bug (the block rule admitted what later code cannot handle, a store that
             # fails): say so loudly and stop, rather than die mid-action. What was decided
@@ -236,6 +262,11 @@ class Node(NodeCore):
 
     async def stop(self) -> None:
         pending = [*self._tasks, self._entering, self._proposing, self._signstate_retry]
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        if self.refused is None and self.checkpoint_height() < self.state.height:
+            self._write_checkpoint(self._tip())
         for task in pending:
             if task is not None:
                 task.cancel()
@@ -246,6 +277,51 @@ class Node(NodeCore):
         self._tasks = []
         await self.network.stop()
         self.store.close()
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def checkpoint_height(self) -> int:
+        return self.checkpoint.height if self.checkpoint is not None else 0
+
+    def _tip(self) -> Tip:
+        return Tip(
+            self.state,
+            self.membership,
+            self.last_commit,
+            frozenset(self.committed_evidence),
+            self.rules,
+        )
+
+    def _write_checkpoint(self, tip: Tip) -> None:
+        try:
+            self.checkpoint = write_checkpoint(
+                self.checkpoint_path, tip, self.store, self.key, self.genesis.hash
+            )
+        except OSError as exc:  # a full disk costs the next restart time, nothing else
+            log.warning("checkpoint not written: %s", exc)
+
+    def _write_checkpoint_soon(self) -> None:
+        """Write a checkpoint of the state now, off the driver (the state is immutable)."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._checkpoint_due.written(self.state.height)
+        self._checkpointing = asyncio.create_task(
+            asyncio.to_thread(self._write_checkpoint, self._tip()), name="checkpoint"
+        )
+
+    async def _check_prefix(self) -> None:
+        found = self.restored_from
+        assert found is not None
+        problem = await asyncio.to_thread(
+            checkpoints.check_prefix_elsewhere, self.config.db, self.genesis.hash, found
+        )
+        if problem is not None:
+            self._put(
+                "refuse",
+                f"the store fails verification at height {problem.height}: {problem.what}",
+            )
+        else:
+            self.prefix_check = "unchanged"
+            log.info("stored blocks 1..%d re-hashed: unchanged since verified", found.height)
 
     # -- the driver ------------------------------------------------------------------------------
     async def _handle(self, kind: str, payload: Any) -> None:
@@ -480,6 +556,8 @@ class Node(NodeCore):
             self.committed_evidence.add(key)
             self.pending_evidence.pop(key, None)
         self.committed(block, membership, rules)
+        if self._checkpoint_due.due(block.height, len(block.txs)):
+            self._write_checkpoint_soon()
         self.last_progress = wallclock.monotonic()
         self.metrics.height.set(block.height)
         self.metrics.mempool.set(len(self.mempool))
@@ -684,4 +762,7 @@ class Node(NodeCore):
             "mempool": len(self.mempool),
             "peers": sorted(self.network.stats.connected),
             "peer_heights": dict(sorted(self.peer_heights.items())),
+            "checkpoint": self.checkpoint.summary() if self.checkpoint is not None else None,
+            "restarted_from": self.restored_from.height if self.restored_from else None,
+            "prefix_check": self.prefix_check,
         }

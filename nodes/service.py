@@ -29,6 +29,7 @@ from ledger.tx import Transaction
 from ledger.validate import Rejected
 from traceability.validity import TraceRules, trace_rules
 
+from .intake import Intake
 from .mempool import Mempool
 
 TxState = Literal["pending", "committed", "rejected", "unknown"]
@@ -88,6 +89,7 @@ class NodeCore:
         mempool_capacity: int = 100_000,
         remembered_rejections: int = 100_000,
         rules: TraceRules | None = None,
+        intake_floor: int = 2000,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -95,6 +97,8 @@ class NodeCore:
         #: The domain rules' state after the last committed block (traceability.validity).
         self.rules = rules if rules is not None else trace_rules(store)
         self.mempool = Mempool(mempool_capacity)
+        #: What clients may add to the mempool: what the cluster commits in a few seconds.
+        self.intake = Intake(intake_floor)
         self._rejected: OrderedDict[str, LedgerError] = OrderedDict()
         self._remember = remembered_rejections
         self._commits = Wakeup()
@@ -180,6 +184,7 @@ class NodeCore:
         if rules is not None:
             self.rules = rules
         self.mempool.remove(tx.id for tx in block.txs)
+        self.intake.committed(len(block.txs))
         self._commits.fire()
 
     def rejected(self, items: list[Rejected]) -> None:

@@ -43,12 +43,16 @@ BATCH_SIZE = 500
 class ApiClientError(Exception):
     """The node refused a request (or could not be reached); `code` is the error code."""
 
-    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, body: Any = None, retry_after: float = 0
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.body = body
+        #: Seconds the node asked to wait before trying again (503 Retry-After), or 0.
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,13 @@ class ParkTraceClient:
         chain_id: str | None = None,
         timeout: float = 60.0,
         http: httpx.Client | None = None,
+        busy_patience: float = 120.0,
     ) -> None:
         """`http`: an httpx client of your own (proxies, TLS settings, tests); it is
-        used as given, with `url` ignored, and left open by `close()`."""
+        used as given, with `url` ignored, and left open by `close()`. `busy_patience`:
+        seconds a request is retried while the node answers 503 busy (0: never)."""
         self.identity = identity
+        self.busy_patience = busy_patience
         self._chain_id = chain_id
         self._owned = http is None
         self._http = http or httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
@@ -152,14 +159,32 @@ class ParkTraceClient:
     ) -> httpx.Response:
         """A request signed (RFC 9421) with this client's identity, which never leaves
         this process: what /capture and the regulator's /v1/audit require."""
-        request = self._http.build_request(
-            method, path, params=params, content=content, headers=headers
-        )
-        sign_request(request, self._identity(), content)
-        return self.send(request)
+
+        def build() -> httpx.Request:  # signed afresh each time: a signature is used once
+            request = self._http.build_request(
+                method, path, params=params, content=content, headers=headers
+            )
+            sign_request(request, self._identity(), content)
+            return request
+
+        return self._patiently(build)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.send(self._http.build_request(method, path, **kwargs))
+        return self._patiently(lambda: self._http.build_request(method, path, **kwargs))
+
+    def _patiently(self, build: Callable[[], httpx.Request]) -> httpx.Response:
+        """Send, and again after the Retry-After a busy node (503) asks for, for up to
+        `busy_patience` seconds: a node past what the consortium commits sheds load this
+        way, and a client that waits as told loses nothing."""
+        deadline = time.monotonic() + self.busy_patience
+        while True:
+            try:
+                return self.send(build())
+            except ApiClientError as exc:
+                pause = min(exc.retry_after, MAX_BUSY_PAUSE)
+                if exc.code != "busy" or not pause or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
@@ -442,6 +467,8 @@ _ITEM = re.compile(r"^transactions\[(\d+)\][.:]\s*(.*)$", re.DOTALL)
 _JSON = {"Content-Type": "application/json"}
 #: Seconds between attempts while a node is down or busy.
 RETRY_PAUSE = 0.5
+#: Longest pause a node's Retry-After makes the client take at once.
+MAX_BUSY_PAUSE = 30.0
 
 
 def _transient(exc: ApiClientError) -> bool:
@@ -458,8 +485,14 @@ def _error(response: httpx.Response) -> ApiClientError:
         body = response.json()
     except ValueError:
         body = None
+    try:
+        retry_after = float(response.headers.get("retry-after", 0))
+    except ValueError:  # an HTTP date: not what a node sends
+        retry_after = RETRY_PAUSE
     if isinstance(body, dict) and "error" in body:
-        return ApiClientError(response.status_code, body["error"], body.get("message", ""), body)
+        return ApiClientError(
+            response.status_code, body["error"], body.get("message", ""), body, retry_after
+        )
     text = response.text.strip()[:200] or response.reason_phrase
     return ApiClientError(response.status_code, f"http_{response.status_code}", text, body)
 

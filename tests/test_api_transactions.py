@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,6 +19,7 @@ from ledger.store import Store
 from ledger.tx import Transaction
 from ledger.validate import Rejected
 from nodes.solo import SoloNode
+from sdk.client import ApiClientError, ParkTraceClient
 from traceability.receipts import receipt_bytes, verify_receipt
 
 CONTEXT = [
@@ -273,3 +275,42 @@ def test_receipt_after_restart(park: Consortium, tmp_path) -> None:
         receipt = client.get(f"/v1/transactions/{tx.id}/receipt")
         assert receipt.status_code == 200
         assert verify_receipt(json.loads(receipt.content), park.genesis).tx_id == tx.id
+
+
+def test_past_the_bound_a_submission_gets_503_with_retry_after_before_any_check(
+    park: Consortium, serve: Factory
+) -> None:
+    node, client = serve(park, produce=False)
+    node.intake.floor = 2
+    for serial in (1, 2):
+        tx = sign(park, event(serial=serial)).to_json()
+        assert client.post("/v1/transactions", json=tx).status_code == 202
+    forged = sign(park, event(serial=3)).to_json()
+    forged["body"]["payload"]["event"]["epcList"] = ["urn:epc:id:sgtin:0690123.400001.666"]
+    busy = client.post("/v1/transactions", json=forged)
+    assert busy.status_code == 503, busy.text
+    assert busy.json()["error"] == "busy" and "retry in" in busy.json()["message"]
+    assert int(busy.headers["retry-after"]) >= 1
+    batch = {"transactions": [sign(park, event(serial=s)).to_json() for s in (4, 5)]}
+    busy = client.post("/v1/transactions/batch", json=batch)
+    assert busy.status_code == 503 and "retry-after" in busy.headers
+    assert len(node.mempool) == 2  # nothing of the refused batch was admitted
+
+
+def test_the_sdk_waits_as_the_node_says_and_loses_nothing(park: Consortium, serve: Factory) -> None:
+    node, client = serve(park, produce=False)
+    node.intake.floor = 1
+    seen: list[int] = []
+    client.event_hooks["response"].append(lambda response: seen.append(response.status_code))
+    sdk = ParkTraceClient(http=client)
+    sdk.submit(sign(park, event(serial=1)))
+    impatient = ParkTraceClient(http=client, busy_patience=0)
+    with pytest.raises(ApiClientError) as refused:
+        impatient.submit(sign(park, event(serial=2)))
+    assert refused.value.code == "busy" and refused.value.retry_after >= 1
+    # The node frees room a moment later (as a commit would): the SDK's retry gets in.
+    threading.Timer(1.2, lambda: setattr(node.intake, "floor", 10)).start()
+    accepted = sdk.submit(sign(park, event(serial=2)))
+    assert accepted["id"] in node.mempool
+    assert seen.count(503) >= 2 and seen[-1] == 202
+    assert len(node.mempool) == 2

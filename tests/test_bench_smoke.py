@@ -29,6 +29,7 @@ EXPECTED = {
     "storage": ("sqlite", "events", "signed_envelope_bytes"),
     "resolver": ("events", "bare", "lookups"),
     "codes": ("issuance", "rendering"),
+    "restart": ("full_verify_start", "checkpoint_restart", "speedup"),
 }
 
 
@@ -85,3 +86,11 @@ def test_resolver_quick(tmp_path: Path) -> None:
 def test_codes_quick(tmp_path: Path) -> None:
     data = _run("codes", tmp_path)
     assert data["rendering"]["content_identical"] is True
+
+
+def test_restart_quick(tmp_path: Path) -> None:
+    data = _run("restart", tmp_path)
+    assert data["full_verify_start"]["restarted_from"] is None
+    fast = data["checkpoint_restart"]
+    assert fast["restarted_from"] == fast["height"] == data["full_verify_start"]["height"]
+    assert fast["rehashed_s"] is not None  # the re-hash below the checkpoint finished

@@ -380,14 +380,18 @@ class RecallBlock:
             frontier = following
 
 
-def store_lookup(store: Store) -> ChainLookup:
+@dataclass(frozen=True)
+class StoreLookup:
     """A ChainLookup over a node's store: the product index, keyed by the canonical key
-    (`trace_rules` sees to it), finds the transactions."""
+    (`trace_rules` sees to it), finds the transactions. A value, not a closure, so that a
+    node's checkpoint can hold the domain state that refers to it."""
 
-    def lookup(identifiers: Collection[str], below_height: int) -> Iterator[dict[str, Any]]:
+    store: Store
+
+    def __call__(self, identifiers: Collection[str], below_height: int) -> Iterator[dict[str, Any]]:
         wanted = sorted(identifiers)
         rows: dict[int, str] = {}
-        with Session(store.engine) as session:
+        with Session(self.store.engine) as session:
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[start : start + _LOOKUP_CHUNK]
                 found = session.execute(
@@ -405,4 +409,6 @@ def store_lookup(store: Store) -> ChainLookup:
             if isinstance(event, dict):
                 yield event
 
-    return lookup
+
+def store_lookup(store: Store) -> ChainLookup:
+    return StoreLookup(store)

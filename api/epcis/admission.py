@@ -114,6 +114,11 @@ class Admission:
                 )
             del self._pending[event_id]  # committed (the index knows) or rejected
 
+    def gate(self, count: int) -> None:
+        """Raise BusyError (503, Retry-After) unless the node takes `count` more client
+        transactions now: called before any of them is parsed or verified."""
+        self.node.intake.admit(len(self.node.mempool), count)
+
     def precheck(self, items: list[Prepared], recorded: dict[str, str]) -> None:
         """Raise the first reason any of `items` would be refused, changing nothing."""
         batch: set[str] = set()

@@ -375,7 +375,12 @@ def batch_pdf(
 ) -> Response:
     batch, items = _codes_of(svc, codes, request, tx_id, offset, limit)
     title = f"{batch.names.get('en', '')} GTIN {batch.link.gtin} lot {batch.link.lot}".strip()
-    data = label_pdf(((link, link.uri(batch.resolver)) for _, link in items), title=title, ec=ec)
+    data = label_pdf(
+        ((link, link.uri(batch.resolver)) for _, link in items),
+        title=title,
+        ec=ec,
+        names=batch.names,
+    )
     return Response(
         data,
         media_type="application/pdf",

@@ -157,6 +157,7 @@ async def _capture(
     checked: CheckedDocument = await anyio.to_thread.run_sync(
         lambda: check_document(document(parse_json(raw)))
     )
+    svc.admission.gate(len(checked.events))
     if behaviour == "rollback" and checked.rejected:
         problems: list[Problem] = []
         for _, error in checked.rejected:

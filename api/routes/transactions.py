@@ -153,6 +153,7 @@ async def submit(svc: Svc, request: Request, response: Response):
     signer's certificate and the write policy now, and for an `epcis.event` the EPCIS 2.0
     rules and that its eventID is not already recorded: a transaction that could never
     commit is refused with the reason. Duplicates and replays answer 409."""
+    svc.admission.gate(1)
     raw = await read_body(request, MAX_TX_BODY)
     data = await parse_body(raw, "transaction", max_containers=MAX_TX_CONTAINERS)
     tx = Transaction.from_json(data)
@@ -190,6 +191,7 @@ async def submit_batch(svc: Svc, request: Request) -> BatchOut:
     items = data["transactions"]
     if len(items) > limit:
         raise ApiError("too_large", f"batch of {len(items)}; at most {limit}")
+    svc.admission.gate(len(items))
     prepared: list[Prepared] = await anyio.to_thread.run_sync(prepare_json, items)
     recorded = await svc.admission.recorded(prepared)
     if atomic:
