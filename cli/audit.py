@@ -97,17 +97,45 @@ def _load_json(path: Path, what: str) -> Any:
 # -- verify and compare ---------------------------------------------------------------------
 
 
+def _run_job(client: AuditClient, kind: str, job_id: str | None) -> Any:
+    """Start a job of `kind` in the node (or take job `job_id`), follow it with a progress
+    bar, short requests each, and give its result."""
+    from cli.progress import verification_bar
+
+    with client:
+        try:
+            job = client.job(job_id) if job_id else client.start_job(kind)
+            err.print(
+                f"job {job['id']} (come back to it with --job {job['id']})",
+                style="dim",
+                highlight=False,
+            )
+            with verification_bar("verifying" if kind == "verify" else "drafting") as bar:
+                job = client.wait_job(
+                    job["id"], progress=lambda j: bar.update(j["events_checked"], j["events_total"])
+                )
+        except ApiClientError as exc:
+            _refused(exc)
+    if job["state"] != "done":
+        fail(f"the {job['kind']} job failed: {job['error']}")
+    return job["result"]
+
+
 @app.command()
 @with_signer
 def verify(
     url: Url = DEFAULT_URL,
+    job: Annotated[
+        str | None, typer.Option("--job", help="come back to this running or finished job")
+    ] = None,
     *,
     signer: Signer,
     as_json: AsJson = False,
 ) -> None:
-    """Full-chain verification of the node's store: exit 1 naming the first bad height."""
-    client = _client(url, signer)
-    report = _call(client, "verify")
+    """Full-chain verification of the node's store, as a job in the node (progress shown;
+    if this command is stopped, the job goes on: come back with --job ID). Exit 1 naming
+    the first bad height."""
+    report = _run_job(_client(url, signer), "verify", job)
     if as_json:
         _print_json(report)
     elif report["ok"]:
@@ -548,24 +576,25 @@ def recall_status(
 def report_create(
     out: Annotated[Path, typer.Option("--out", "-o", help="the signed report (JSON)")],
     pdf: Annotated[Path | None, typer.Option("--pdf", help="also write a PDF here")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="language of the PDF: zh or en")] = "zh",
     url: Url = DEFAULT_URL,
     *,
     signer: Signer,
 ) -> None:
-    """Have the node verify its chain, sign the report here, save it (and a PDF)."""
-    from api.audit.pdf import render_pdf
+    """Have the node verify its chain, sign the report here, save it (and a sealed PDF)."""
     from api.audit.report import sign
     from ledger import codec
 
     client = _client(url, signer)
-    draft = _call(client, "report_draft")
+    draft = _run_job(client, "report", None)
     try:
         signed = sign(draft, client.identity)
     except LedgerError as exc:
         fail(exc.message)
+    _check_lang(lang)
     _write(out, codec.canonical(signed))
     if pdf is not None:
-        _write(pdf, render_pdf(signed))
+        _write(pdf, _sealed_pdf(signed, client.identity, lang))
     verdict = "[green]PASS[/]" if signed["report"]["ok"] else "[bold red]FAIL[/]"
     console.print(
         f"{verdict} {escape(signed['report']['result'])}; signed report saved to "
@@ -574,44 +603,81 @@ def report_create(
     )
 
 
-@report_app.command("verify")
+def _check_lang(lang: str) -> None:
+    from api.audit.pdf import LANGUAGES
+
+    if lang not in LANGUAGES:
+        fail(f"--lang must be one of {', '.join(LANGUAGES)}")
+
+
+def _sealed_pdf(signed: dict[str, Any], identity: Any, lang: str) -> bytes:
+    from api.audit.pdf import render_pdf
+    from api.audit.sealed import seal_pdf
+
+    try:
+        return seal_pdf(render_pdf(signed, lang), signed, identity)
+    except LedgerError as exc:
+        fail(exc.message)
+
+
 def report_verify(
-    file: Annotated[Path, typer.Argument(help="REPORT.json")],
+    file: Annotated[Path, typer.Argument(help="REPORT.json or REPORT.pdf")],
     genesis: GenesisFile,
     as_json: AsJson = False,
 ) -> None:
-    """Check a signed report offline: a regulator of this consortium signed exactly this
-    (exit 1 if not). Prints what the report says about the chain."""
+    """Check a signed report (JSON) or a sealed report PDF offline: a regulator of this
+    consortium signed exactly these bytes (exit 1 if not). Prints what it says."""
     from api.audit.report import verify_report
+    from api.audit.sealed import verify_pdf
 
     trusted = _load_genesis(genesis)
-    data = _load_json(file, "report")
+    number = None
     try:
-        check = verify_report(data, trusted)
+        head = file.read_bytes()[:5]
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        if head == b"%PDF-":
+            check, signed = verify_pdf(file.read_bytes(), trusted)
+            number = signed["report"].get("number")
+        else:
+            data = _load_json(file, "report")
+            check = verify_report(data, trusted)
+            number = data["report"].get("number")
     except LedgerError as exc:
         if as_json:
             _print_json({"verified": False, "error": exc.code, "message": exc.message})
         fail(f"report does NOT verify: {exc.message}", 1)
     if as_json:
-        _print_json(check.to_json())
+        _print_json({**check.to_json(), "number": number})
         return
     console.print(
-        f"[green]OK[/] signed by {escape(check.signer)} at {check.signed_at}; it says: chain "
-        f"{check.chain_id} up to height {check.head_height} is {escape(check.result)}",
+        f"[green]OK[/] report {number or '-'} signed by {escape(check.signer)} at "
+        f"{check.signed_at}; it says: chain {check.chain_id} up to height {check.head_height} "
+        f"is {escape(check.result)}",
         highlight=False,
     )
 
 
+report_app.command("verify")(report_verify)
+#: `parktrace report verify`: the same check, for whoever holds a report and the genesis.
+public_report_app = typer.Typer(help="Check signed audit reports (JSON or PDF) offline.")
+public_report_app.command("verify")(report_verify)
+
+
 @report_app.command("pdf")
+@with_signer
 def report_pdf(
     file: Annotated[Path, typer.Argument(help="REPORT.json (signed)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PDF to write")],
+    lang: Annotated[str, typer.Option("--lang", help="zh or en")] = "zh",
+    *,
+    signer: Signer,
 ) -> None:
-    """Render a signed report as PDF again."""
-    from api.audit.pdf import render_pdf
-
+    """Render a signed report as a sealed PDF again (sealed with the key that signed it)."""
+    _check_lang(lang)
     data = _load_json(file, "report")
     if not isinstance(data, dict) or set(data) != {"report", "signature"}:
         fail(f"{file} is not a signed audit report")
-    _write(out, render_pdf(data))
+    _write(out, _sealed_pdf(data, signer.identity(), lang))
     console.print(escape(f"{out} written"), highlight=False)

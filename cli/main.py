@@ -31,6 +31,7 @@ console = Console(soft_wrap=True)  # URLs stay whole when output is piped
 
 def _mount_subcommands() -> None:
     from cli.audit import app as audit_app
+    from cli.audit import public_report_app
     from cli.codes import app as codes_app
     from cli.consortium import app as consortium_app
     from cli.node import cluster_app, node_app
@@ -42,6 +43,7 @@ def _mount_subcommands() -> None:
     app.add_typer(cluster_app, name="cluster")
     app.add_typer(codes_app, name="codes")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(public_report_app, name="report")
 
 
 @app.command()
@@ -51,15 +53,23 @@ def verify(
         None, help="Trusted genesis.json; without it the store's own copy is used"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    workers: int = typer.Option(
+        0, min=0, help="Worker processes (0: one per core; 1: this process alone)"
+    ),
 ) -> None:
     """Recompute every hash, Merkle root, chain link and signature of a node's store.
 
+    Uses every core (a process pool over block ranges) and shows progress on stderr.
     Exits 0 when the chain is intact, 1 naming the first bad height otherwise.
     """
+    from cli.progress import verification_bar
     from ledger.genesis import Genesis
+    from ledger.parallel import cores
     from ledger.store import Store
-    from ledger.verify import verify_store
+    from ledger.verify import Checked, verify_store
     from traceability.validity import trace_rules
+
+    workers = workers or cores()
 
     try:
         trusted = Genesis.load(genesis) if genesis else None
@@ -69,7 +79,14 @@ def verify(
     except OSError as exc:
         fail(f"cannot read {exc.filename}: {exc.strerror}")
     try:
-        report = verify_store(store, trusted, rules=trace_rules)
+        with verification_bar() as bar:
+
+            def show(checked: Checked) -> None:
+                bar.update(checked.events, checked.events_total)
+
+            report = verify_store(
+                store, trusted, rules=trace_rules, workers=workers, on_checked=show
+            )
     except LedgerError as exc:
         fail(exc.message)
     finally:
@@ -81,7 +98,8 @@ def verify(
         console.print(
             f"[green]OK[/] chain {report.chain_id}: {report.blocks} blocks, "
             f"{report.transactions} transactions, {report.signatures} signatures verified "
-            f"in {report.seconds:.2f}s ({rate:,.0f} tx/s); head {report.head_height} "
+            f"in {report.seconds:.2f}s ({rate:,.0f} tx/s, {workers} worker process"
+            f"{'es' if workers > 1 else ''}); head {report.head_height} "
             f"{report.head_hash[:16]}…, log size {report.log_size}",
             highlight=False,
         )

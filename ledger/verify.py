@@ -10,23 +10,23 @@ payload, signature, header field or commit signature is found, at its height.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from . import codec
-from .block import Block, CommitCertificate, Header
+from . import codec, parallel
+from .block import Block, CommitCertificate
 from .chain import ChainState, advance, check_next
-from .claims import tx_claims
 from .errors import LedgerError
 from .evidence import check_evidence
 from .genesis import Genesis
 from .membership import Membership
-from .store import RawBlock, Store
+from .precheck import Prechecked, canonical_json
+
+__all__ = ["Checked", "Problem", "Tip", "VerifyReport", "canonical_json", "verify_store"]
+from .store import Store
 from .tallies import Tally
-from .tx import Transaction
 from .validate import DomainRules, check_txs
 
 #: Builds the domain's rules over the chain in a store (the node passes
@@ -79,48 +79,106 @@ class VerifyReport:
         return data
 
 
-def canonical_json(text: str, what: str) -> Any:
-    """Parse stored text and insist it is the canonical encoding of what it says."""
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise LedgerError(f"{what} is not valid JSON: {exc}") from exc
-    if codec.canonical(value).decode("utf-8") != text:
-        raise LedgerError(f"{what} is not in canonical form (stored bytes were altered)")
-    return value
+@dataclass(frozen=True)
+class Checked:
+    """How far a verification is: what `verify_store`'s `on_checked` hook is given."""
+
+    height: int
+    heights: int
+    events: int
+    events_total: int
 
 
-def _parse_block(
-    raw: RawBlock, last_commit: CommitCertificate | None
-) -> tuple[Block, CommitCertificate]:
-    header = Header.from_json(canonical_json(raw.header, "header"))
-    if header.height != raw.height:
-        raise LedgerError(f"header says height {header.height}, row says {raw.height}")
-    if raw.hash.hex() != header.hash:
-        raise LedgerError("stored block hash differs from the hash of the stored header")
-    if raw.time != header.time:
-        raise LedgerError("stored block time differs from the header's")
-    evidence = canonical_json(raw.evidence, "evidence")
-    if not isinstance(evidence, list):
-        raise LedgerError("evidence is not a list")
-    commit = CommitCertificate.from_json(canonical_json(raw.commit, "commit certificate"))
-    txs = []
-    for position, row in enumerate(raw.txs):
-        where = f"transaction {position}"
+class _Found(Exception):
+    """A problem found by the first stage, raised where the sequence reaches it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Replay:
+    """The second stage: the checks that need the chain's state up to the block before
+    (links, validator set, certificates, evidence, membership, the domain's rules, the
+    whole-ledger log and the running totals), one block after the other."""
+
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        report: VerifyReport,
+        domain: DomainRules | None,
+        check_indexes: bool,
+        start: Tip | None = None,
+    ) -> None:
+        self.store, self.report, self.check_indexes = store, report, check_indexes
+        self.state = genesis.initial_state() if start is None else start.state
+        self.membership = genesis.membership() if start is None else start.membership
+        self.last_commit: CommitCertificate | None = None if start is None else start.last_commit
+        self.evidence_keys: set[str] = set() if start is None else set(start.evidence_keys)
+        self.domain = domain if start is None else start.rules
+
+    def step(self, pre: Prechecked) -> bool:
+        """Check the next block; False (the report naming the problem) when it fails."""
+        state, height = self.state, pre.height
         try:
-            tx = Transaction.from_canonical(row.envelope.encode("utf-8"))
-        except LedgerError as exc:
-            raise LedgerError(f"{where}: {exc.message}") from exc
-        if row.position != position:
-            raise LedgerError(f"{where}: positions are not contiguous")
-        if row.id.hex() != tx.id:
-            raise LedgerError(f"{where}: stored id differs from the hash of its body")
-        if row.type != tx.type or row.signer != tx.signer:
-            raise LedgerError(f"{where}: stored type/signer columns differ from its body")
-        if row.log_index != header.log_size - header.tx_count + position:
-            raise LedgerError(f"{where}: stored log index is wrong")
-        txs.append(tx)
-    return Block(header, tuple(txs), tuple(evidence), last_commit), commit
+            if height != state.height + 1:
+                raise LedgerError(f"block {state.height + 1} is missing")
+            if pre.problem is not None or pre.block is None or pre.commit is None:
+                raise _Found(pre.problem or "block could not be read")
+            block, commit = replace(pre.block, last_commit=self.last_commit), pre.commit
+            nodes = check_next(state, block)
+            commit.verify(
+                state.validators, chain_id=state.chain_id, height=height, block_hash=block.hash
+            )
+            for record in block.evidence:
+                key = check_evidence(
+                    record, state.validators, chain_id=state.chain_id, max_height=height
+                ).key
+                if key in self.evidence_keys:
+                    raise LedgerError(f"evidence {key} was already committed")
+                self.evidence_keys.add(key)
+            # Ids are unique by the store's primary key and each equals its body's hash.
+            domain = self.domain
+            pending = domain.begin(height, block.header.time) if domain is not None else None
+            membership = check_txs(
+                block.txs,
+                self.membership,
+                height=height,
+                time=block.header.time,
+                known=_none_known,
+                rules=pending,
+            )
+            if self.check_indexes:
+                _check_log_nodes(self.store, nodes)
+                if pre.index_problem is not None:
+                    raise _Found(pre.index_problem)
+                if pending is not None:
+                    _check_tallies(self.store, block, pending.tallies())
+        except (LedgerError, _Found) as exc:
+            what = exc.message if hasattr(exc, "message") else str(exc)
+            self.report.problem = Problem(height, what)
+            return False
+        except (ValueError, KeyError, TypeError) as exc:
+            self.report.problem = Problem(height, f"malformed stored data: {exc}")
+            return False
+        self.last_commit, self.membership = commit, membership
+        if pending is not None:
+            self.domain = pending.result()
+        self.state = advance(state, block, membership.validators)
+        self.report.blocks += 1
+        self.report.transactions += len(block.txs)
+        self.report.signatures += len(block.txs) + len(commit.signatures)
+        return True
+
+    def tip(self) -> Tip:
+        return Tip(
+            self.state,
+            self.membership,
+            self.last_commit,
+            frozenset(self.evidence_keys),
+            self.domain,
+        )
 
 
 def verify_store(
@@ -128,8 +186,11 @@ def verify_store(
     genesis: Genesis | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    on_checked: Callable[[Checked], None] | None = None,
     check_indexes: bool = True,
     rules: RulesFactory | None = None,
+    workers: int = 1,
+    chunk: int | None = None,
     start: Tip | None = None,
 ) -> VerifyReport:
     """Replay the stored chain from genesis, checking everything; stop at the first problem.
@@ -140,6 +201,13 @@ def verify_store(
     `rules`: the domain's block rules, the same function that judged every block when it
     was proposed, so a transaction written into the store behind the nodes' backs that no
     validator would have accepted fails here too.
+
+    `workers` > 1: the first stage of every block's check (`precheck`: parsing, every
+    canonical byte and derived column, and the transaction signatures and payload shapes)
+    runs in that many worker processes over ranges of `chunk` blocks, while this process
+    replays the blocks in order as their first stages arrive (`ledger.parallel`). Same
+    checks, same finding. A store other processes cannot open is verified here alone.
+    `progress(height, total)` and `on_checked(Checked)` are called after every block.
 
     A running node keeps committing while this reads: the chain is verified up to the
     height it had when verification started, every block below it is read (blocks are
@@ -170,72 +238,44 @@ def verify_store(
         return report
 
     total = store.height()
-    if start is None:
-        state, membership, last_commit = genesis.initial_state(), genesis.membership(), None
-        evidence_keys: set[str] = set()
-        domain = rules(store) if rules is not None else None
-    else:
-        state, membership, last_commit = start.state, start.membership, start.last_commit
-        evidence_keys, domain = set(start.evidence_keys), start.rules
+    domain = rules(store) if rules is not None and start is None else None
     if check_indexes and store.index is None:
         report.notes.append(
             f"product index not checked: it is keyed by {store.indexed_by()!r}, which this "
             "verification was not given (verify with the domain rules)"
         )
-    # The store as it was when the check began.
-    for raw in store.raw_blocks(state.height + 1, total):
-        height = raw.height
-        try:
-            if height != state.height + 1:
-                raise LedgerError(f"block {state.height + 1} is missing")
-            block, commit = _parse_block(raw, last_commit)
-            nodes = check_next(state, block)
-            commit.verify(
-                state.validators, chain_id=state.chain_id, height=height, block_hash=block.hash
-            )
-            for record in block.evidence:
-                key = check_evidence(
-                    record, state.validators, chain_id=state.chain_id, max_height=height
-                ).key
-                if key in evidence_keys:
-                    raise LedgerError(f"evidence {key} was already committed")
-                evidence_keys.add(key)
-            # Ids are unique by the store's primary key and each equals its body's hash.
-            pending = domain.begin(height, block.header.time) if domain is not None else None
-            membership = check_txs(
-                block.txs,
-                membership,
-                height=height,
-                time=block.header.time,
-                known=_none_known,
-                rules=pending,
-            )
-            if check_indexes:
-                _check_indexes(store, block, nodes)
-                if pending is not None:
-                    _check_tallies(store, block, pending.tallies())
-        except LedgerError as exc:
-            report.problem = Problem(height, exc.message if hasattr(exc, "message") else str(exc))
-            break
-        except (ValueError, KeyError, TypeError) as exc:
-            report.problem = Problem(height, f"malformed stored data: {exc}")
-            break
-        last_commit = commit
-        if pending is not None:
-            domain = pending.result()
-        state = advance(state, block, membership.validators)
-        report.blocks += 1
-        report.transactions += len(block.txs)
-        report.signatures += len(block.txs) + len(commit.signatures)
-        if progress:
-            progress(height, total)
+    events_total = 0
+    if on_checked is not None and total:
+        last = store.header(total)
+        events_total = last.log_size if last is not None else 0
+    replay = _Replay(store, genesis, report, domain, check_indexes, start)
+    first = replay.state.height + 1
+    with parallel.prechecked(
+        store,
+        genesis,
+        first,
+        total,
+        workers=workers,
+        rules=rules,
+        check_indexes=check_indexes,
+        chunk=chunk,
+    ) as blocks:
+        for pre in blocks:  # the store as it was when the check began
+            parallel.take_verdicts(pre, replay.domain)
+            if not replay.step(pre):
+                break
+            if progress:
+                progress(pre.height, total)
+            if on_checked:
+                on_checked(Checked(pre.height, total, report.transactions, events_total))
+    state = replay.state
     if report.problem is None and total != state.height:
         report.problem = Problem(state.height + 1, f"block {state.height + 1} is missing")
     report.head_height = state.height
     report.head_hash = state.head_hash
     report.log_size = state.log.size if state.log else 0
     report.seconds = round(time.perf_counter() - started, 3)
-    report.tip = Tip(state, membership, last_commit, frozenset(evidence_keys), domain)
+    report.tip = replay.tip()
     return report
 
 
@@ -273,9 +313,8 @@ def _check_tallies(store: Store, block: Block, tallies: list[Tally]) -> None:
         raise LedgerError("stored running totals differ from the ones the block's rules derive")
 
 
-def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes]]) -> None:
-    """Derived tables (log nodes, product index) must agree with the verified block; the
-    product index as keyed by the store's ProductIndex (the domain's canonical key)."""
+def _check_log_nodes(store: Store, nodes: list[tuple[int, int, bytes]]) -> None:
+    """The stored log nodes are the ones the verified block completes."""
     by_level: dict[int, dict[int, bytes]] = {}
     for level, index, digest in nodes:
         by_level.setdefault(level, {})[index] = digest
@@ -283,20 +322,3 @@ def _check_indexes(store: Store, block: Block, nodes: list[tuple[int, int, bytes
         stored = store.log_nodes(level, min(expected), max(expected))
         if stored != expected:
             raise LedgerError("stored log nodes differ from the ones this block produces")
-    index = store.index
-    if block.txs and index is not None:
-        first = block.header.log_size - len(block.txs)
-        expected_rows = {
-            (ident, first + pos)
-            for pos, tx in enumerate(block.txs)
-            for ident in index.identifiers(tx.type, tx.payload)
-        }
-        if set(store.product_rows(first, block.header.log_size - 1)) != expected_rows:
-            raise LedgerError("stored product index differs from the block's transactions")
-        expected_claims = {
-            (key, first + pos)
-            for pos, tx in enumerate(block.txs)
-            for key in tx_claims(tx.type, tx.payload)
-        }
-        if set(store.claim_rows(first, block.header.log_size - 1)) != expected_claims:
-            raise LedgerError("stored claims index differs from the block's transactions")

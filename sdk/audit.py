@@ -14,6 +14,8 @@ extending it; failures are `ApiClientError` like the rest of the SDK.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -123,6 +125,34 @@ class AuditClient:
 
     def report_draft(self) -> dict[str, Any]:
         return self._get("/report")
+
+    def start_job(self, kind: str = "verify") -> dict[str, Any]:
+        """Start a full verification ("verify") or a report's draft ("report") in the
+        node; answers at once with the job (poll it with `job`)."""
+        return self.request("POST", PREFIX + "/jobs", body={"kind": kind}).json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's state, progress (events checked, total, rate, eta) and result."""
+        return self._get(f"/jobs/{job_id}")
+
+    def jobs(self) -> dict[str, Any]:
+        return self._get("/jobs")
+
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        every: float = 1.0,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a job until it is done or failed, each request short; returns the job."""
+        while True:
+            job = self.job(job_id)
+            if progress is not None:
+                progress(job)
+            if job["state"] != "running":
+                return job
+            time.sleep(every)
 
     # -- recording a recall ----------------------------------------------------------------
     def recall(

@@ -24,6 +24,29 @@ def store_claims(store: Store) -> ClaimLookup:
     return store.claimed
 
 
+class PrefetchedClaims:
+    """A ClaimLookup that answers for one height from claims fetched ahead (by a
+    verifier's worker, in one query per block), and asks `lookup` for anything else."""
+
+    def __init__(self, lookup: ClaimLookup) -> None:
+        self.lookup = lookup
+        self._height = -1
+        self._keys: frozenset[bytes] = frozenset()
+        self._found: Mapping[bytes, list[Claimant]] = {}
+
+    def prefetched(
+        self, height: int, keys: frozenset[bytes], found: Mapping[bytes, list[Claimant]]
+    ) -> None:
+        self._height, self._keys, self._found = height, keys, found
+
+    def __call__(
+        self, keys: Collection[bytes], below_height: int
+    ) -> Mapping[bytes, list[Claimant]]:
+        if below_height == self._height and all(k in self._keys for k in keys):
+            return {k: self._found[k] for k in keys if k in self._found}
+        return self.lookup(keys, below_height)
+
+
 class BlockClaims:
     """The claims while block `height` is judged: committed ones and this block's so far."""
 

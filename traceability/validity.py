@@ -32,7 +32,9 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
+from ledger.claims import tx_claims
 from ledger.errors import LedgerError, SchemaError
 from ledger.genesis import Genesis
 from ledger.membership import MEMBERSHIP_TYPES, Membership
@@ -41,7 +43,7 @@ from ledger.store import Store
 from ledger.tallies import Tally
 from ledger.tx import Transaction
 
-from .claims import BlockClaims, ClaimLookup, store_claims
+from .claims import BlockClaims, ClaimLookup, PrefetchedClaims, store_claims
 from .codes.batch import TX_TYPE as CODES_TX_TYPE
 from .codes.batch import parse_payload as parse_batch
 from .codes.issuance import check_issue
@@ -145,6 +147,38 @@ class TraceRules:
     def begin(self, height: int, time: str | None = None) -> TraceBlock:
         return TraceBlock(self, height, time)
 
+    def precheck_block(self, store: Store, height: int, txs: tuple[Transaction, ...]) -> Any:
+        """What the block's bytes and the chain below it decide, for a verifier's worker
+        process to find ahead (`ledger.parallel`): the ids whose payload shape passes, and
+        the committed claimants of the claims the block's transactions make."""
+        shaped = []
+        for tx in txs:
+            try:
+                check_shape(tx)
+            except LedgerError:
+                continue
+            shaped.append(tx.id)
+        keys = {key for tx in txs for key in _claims_of(tx)}
+        claimed = dict(store.claimed(keys, height)) if keys and self.claims else {}
+        return tuple(shaped), frozenset(keys), claimed
+
+    def prechecked(self, height: int, found: Any) -> None:
+        """Take what `precheck_block` found in another process for block `height`: a shape
+        verdict is a function of the bytes its transaction id is the hash of; the claims
+        are what this process's lookup answers for that height."""
+        shaped, keys, claimed = found
+        for tx_id in shaped:
+            _passed.add(tx_id)
+        if isinstance(self.claims, PrefetchedClaims):
+            self.claims.prefetched(height, keys, claimed)
+
+
+def _claims_of(tx: Transaction) -> list[bytes]:
+    try:
+        return list(tx_claims(tx.type, tx.payload))
+    except Exception:  # a payload the rules will refuse; the replay says why
+        return []
+
 
 class TraceBlock:
     """The domain rules while block `height` is judged (`ledger.validate.BlockRules`)."""
@@ -204,6 +238,6 @@ def trace_rules(store: Store | None, genesis: Genesis | None = None) -> TraceRul
     store.use_index(PRODUCT_INDEX)
     return TraceRules(
         store_lookup(store),
-        claims=store_claims(store),
+        claims=PrefetchedClaims(store_claims(store)),
         trust=TrustState.from_genesis(rules, store.totals),
     )

@@ -8,8 +8,9 @@ PDF for people (api.audit.pdf). The signed object:
 
     {"report": {"type": "parktrace.audit_report", "version": 1, "chain_id", "genesis_hash",
                 "node", "head": {height, hash, time, log_size, log_root},
-                "checks": {…}, "ok": bool, "result": <sentence>, "problem": {height, what}|null,
-                "drafted_at", "signed_at", "auditor": {fingerprint, organization, name}},
+                "checks": {…}, "scope": {nodes, comparison}, "ok": bool, "result": <sentence>,
+                "problem": {height, what}|null,
+                "drafted_at", "number", "signed_at", "auditor": {fingerprint, organization, name}},
      "signature": {"signer": <fingerprint>, "certificate": <PEM>, "scheme", "value"}}
 
 The signature covers the RFC 8785 bytes of `report` in the "report" domain, so it can
@@ -20,6 +21,7 @@ when the report was signed, and its key must have made the signature.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,8 +48,14 @@ class ReportError(LedgerError):
     code = "bad_report"
 
 
-def draft(verification: dict[str, Any], head: dict[str, Any] | None) -> dict[str, Any]:
-    """The unsigned body from a node's verification report (api.audit.verification)."""
+def draft(
+    verification: dict[str, Any],
+    head: dict[str, Any] | None,
+    comparison: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The unsigned body from a node's verification report (api.audit.verification) and,
+    when the node could compare its blocks with the other nodes', that comparison
+    (traceability.audit.compare): the report's scope is every node compared."""
     problem = verification.get("problem")
     ok = bool(verification.get("ok"))
     height = verification.get("head_height", 0)
@@ -73,11 +81,29 @@ def draft(verification: dict[str, Any], head: dict[str, Any] | None) -> dict[str
             "signatures": verification.get("signatures"),
             "milliseconds": round(float(verification.get("seconds") or 0) * 1000),
         },
-        "ok": ok,
-        "result": result,
+        "scope": {
+            "nodes": (comparison or {}).get("nodes") or [verification.get("node") or "dev"],
+            "comparison": comparison,
+        },
+        "ok": ok and (comparison is None or bool(comparison.get("ok"))),
+        "result": result
+        + (
+            ""
+            if comparison is None or comparison.get("ok")
+            else f"; nodes differ: {', '.join(comparison.get('diverging_nodes') or [])}"
+        ),
         "problem": problem,
         "drafted_at": now(),
     }
+
+
+def report_number(body: dict[str, Any], signed_at: str, signer: str) -> str:
+    """PT-<date signed>-<8 hex digits of the body, time and signer>: short enough to
+    quote on the phone, and unique to one signing."""
+    digest = hashlib.sha256(
+        codec.canonical({"body": body, "signed_at": signed_at, "signer": signer})
+    ).hexdigest()
+    return f"PT-{signed_at[:10].replace('-', '')}-{digest[:8].upper()}"
 
 
 def sign(body: dict[str, Any], identity: Identity, at: str | None = None) -> dict[str, Any]:
@@ -87,9 +113,11 @@ def sign(body: dict[str, Any], identity: Identity, at: str | None = None) -> dic
         raise ReportError("signing a report needs the certificate of the key")
     if REGULATOR_ROLE not in cred.roles:
         raise ReportError(f"{cred.describe()} is not a regulator's certificate")
+    signed_at = at or now()
     report = {
         **body,
-        "signed_at": at or now(),
+        "number": report_number(body, signed_at, cred.fingerprint),
+        "signed_at": signed_at,
         "auditor": {
             "fingerprint": cred.fingerprint,
             "organization": cred.org,

@@ -7,12 +7,13 @@ See docs/audit.md.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
+from pydantic import BaseModel, Field
 
-from api.audit import recalls, report
+from api.audit import jobs, recalls, report
 from sdk.audit import AuditClient
 from traceability.audit import compare as comparing
 from traceability.audit import evidence as evidence_module
@@ -285,8 +286,15 @@ async def trust_status(svc: Svc, who: Regulator, identifier: str = _identifier()
     return await _run(flags, svc.node.store, identifier)
 
 
-def _draft(svc: Services) -> dict[str, Any]:
-    verification = verification_report(svc.node)
+def _draft(
+    svc: Services, settings: AuditSettings, verification: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if verification is None:
+        verification = verification_report(svc.node)
+    try:
+        comparison = _compare(svc, settings)
+    except ApiError:  # no other nodes configured: the report covers this node alone
+        comparison = None
     height = verification["head_height"]
     header = svc.node.store.header(height) if height else None
     head = (
@@ -300,7 +308,7 @@ def _draft(svc: Services) -> dict[str, Any]:
         if header
         else {"height": 0, "hash": svc.genesis.hash, "time": None, "log_size": 0}
     )
-    return report.draft(verification, head)
+    return report.draft(verification, head, comparison)
 
 
 @router.get(
@@ -308,8 +316,59 @@ def _draft(svc: Services) -> dict[str, Any]:
     summary="Draft of an audit report of this node (sign it yourself: parktrace audit report)",
     responses=error_responses(403),
 )
-async def report_draft(svc: Svc, who: Regulator) -> dict[str, Any]:
-    return await _run(_draft, svc)
+async def report_draft(svc: Svc, who: Regulator, settings: Settings) -> dict[str, Any]:
+    return await _run(_draft, svc, settings)
+
+
+class JobStart(BaseModel):
+    kind: Literal["verify", "report"] = Field(
+        "verify", description="verify: the full-chain verification; report: a report's draft"
+    )
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    summary="Start a full verification (or a report's draft) as a job; answers at once",
+    responses=error_responses(400, 403),
+)
+async def job_start(
+    svc: Svc, who: Regulator, settings: Settings, start: JobStart | None = None
+) -> dict[str, Any]:
+    """The job runs in the node whether or not anyone waits for it: ask for it by id
+    (`GET /v1/audit/jobs/{id}`) for its progress and, when done, its result. While a
+    job of the same kind runs, this gives that job."""
+    kind = start.kind if start is not None else "verify"
+    node = svc.node
+    job = jobs.jobs_of(node, node_id(node)).start(
+        kind, lambda verification: _draft(svc, settings, verification)
+    )
+    return job.to_json()
+
+
+@router.get(
+    "/jobs",
+    summary="This node's audit jobs, newest first",
+    responses=error_responses(403),
+)
+async def job_list(svc: Svc, who: Regulator) -> dict[str, Any]:
+    node = svc.node
+    return {"jobs": [job.to_json() for job in jobs.jobs_of(node, node_id(node)).all()]}
+
+
+@router.get(
+    "/jobs/{job_id}",
+    summary="One audit job: state, events checked of the total, rate, time left, result",
+    responses=error_responses(403, 404),
+)
+async def job_status(
+    svc: Svc, who: Regulator, job_id: str = Path(pattern=r"^[0-9a-f]{32}$")
+) -> dict[str, Any]:
+    node = svc.node
+    job = jobs.jobs_of(node, node_id(node)).get(job_id)
+    if job is None:
+        raise ApiError("not_found", f"no audit job {job_id} on this node (it may have restarted)")
+    return job.to_json()
 
 
 @router.get(
