@@ -436,6 +436,7 @@ class Node(NodeCore):
             return f"block is for height {block.height}, the chain is at {self.state.height}"
         try:
             nodes = check_next(self.state, block)
+            self.rules.prefetch(self.store, block.height, block.txs)
             rules = self.rules.begin(block.height, block.header.time)
             membership = check_txs(
                 block.txs,
@@ -493,8 +494,10 @@ class Node(NodeCore):
         if self.consensus.height != request.height or self.consensus.round != request.round:
             return
         time = self._block_time()
+        candidates = self.mempool.peek(self.config.blocks.max_txs)
+        self.rules.prefetch(self.store, request.height, candidates)
         chosen, rejected, _ = select_txs(
-            self.mempool.peek(self.config.blocks.max_txs),
+            candidates,
             self.membership,
             height=request.height,
             time=time,
@@ -724,6 +727,7 @@ class Node(NodeCore):
         if not txs:
             return
         committed = self.committed_among(tx.id for tx in txs)
+        self.prefetch(txs)
         for tx in txs:
             try:
                 NodeCore.submit(self, tx, committed=committed)

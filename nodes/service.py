@@ -133,6 +133,11 @@ class NodeCore:
         self.membership.check_tx(tx, self.height + 1, at)
         self.rules.begin(self.height + 1, format_time(at)).check(tx, self.membership)
 
+    def prefetch(self, txs: Collection[Transaction]) -> None:
+        """Before admitting a batch: what the block rules will ask the store about it,
+        read in one query (see TraceRules.prefetch)."""
+        self.rules.prefetch(self.store, self.height + 1, txs)
+
     def committed_among(self, tx_ids: Iterable[str]) -> set[str]:
         """Which of these ids (of a batch about to be submitted) the store holds."""
         return self.store.known_tx_ids([i for i in tx_ids if i not in self.mempool])

@@ -106,3 +106,27 @@ def test_restart_resumes_and_tampered_store_refuses_to_start(park: Consortium, t
     again.store.close()
     with pytest.raises(LedgerError, match="fails verification at height 2"):
         make_node(park, url)
+
+
+def test_a_batch_is_admitted_with_one_claims_lookup_and_duplicates_still_refused(
+    park: Consortium, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = make_node(park, f"sqlite:///{tmp_path / 'n.db'}")
+    first = [sample_event_tx(park, i) for i in range(3)]
+    for tx in first:
+        node.submit(tx)
+    node.produce()
+    lookups: list[int] = []
+    claimed = node.store.claimed
+    monkeypatch.setattr(
+        node.store, "claimed", lambda keys, below=None: lookups.append(1) or claimed(keys, below)
+    )
+    batch = [sample_event_tx(park, i) for i in range(3, 23)]
+    # The same events signed again at another instant: new transactions, recorded eventIDs.
+    again = sample_event_tx(park, 1, timestamp="2026-11-20T09:00:00.000Z")
+    node.prefetch([*batch, again])
+    for tx in batch:
+        node.submit(tx)
+    with pytest.raises(DuplicateError, match="already recorded"):
+        node.submit(again)
+    assert len(lookups) == 1

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +162,15 @@ class TraceRules:
         keys = {key for tx in txs for key in _claims_of(tx)}
         claimed = dict(store.claimed(keys, height)) if keys and self.claims else {}
         return tuple(shaped), frozenset(keys), claimed
+
+    def prefetch(self, store: Store, height: int, txs: Collection[Transaction]) -> None:
+        """Read the committed claimants of the claims `txs` make, in one query, before
+        they are judged for block `height` one by one: admitting a batch then costs one
+        lookup, not one per transaction. Claims below `height` cannot change until a block
+        at `height` commits, which also moves every later check past this prefetch."""
+        keys = frozenset(key for tx in txs for key in _claims_of(tx))
+        if keys and isinstance(self.claims, PrefetchedClaims):
+            self.claims.prefetched(height, keys, store.claimed(keys, height))
 
     def prechecked(self, height: int, found: Any) -> None:
         """Take what `precheck_block` found in another process for block `height`: a shape

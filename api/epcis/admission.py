@@ -157,8 +157,11 @@ class Admission:
 
     def committed_among(self, items: list[Prepared]) -> set[str]:
         """Ids of these prepared transactions the chain holds: one lookup for a batch,
-        made on the event loop right before admitting it (see `admit`)."""
-        return self.node.committed_among(i.tx.id for i in items if i.tx and i.error is None)
+        made on the event loop right before admitting it (see `admit`); the claims the
+        block rules will look up for the batch are read with it."""
+        txs = [i.tx for i in items if i.tx and i.error is None]
+        self.node.prefetch(txs)
+        return self.node.committed_among(tx.id for tx in txs)
 
     def admit(
         self,

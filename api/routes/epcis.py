@@ -177,9 +177,10 @@ async def _capture(
     for index, error in checked.rejected:
         job.errors.append(_job_error(index, None, error))
     batch: set[str] = set()
+    committed = svc.admission.committed_among(prepared)
     for item, path in signed:
         try:
-            svc.admission.admit(item, recorded, batch)
+            svc.admission.admit(item, recorded, batch, committed)
             assert item.tx is not None
             job.accepted.append((item.index, item.event_id, item.tx.id))
         except LedgerError as exc:
