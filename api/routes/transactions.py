@@ -179,6 +179,7 @@ async def submit_batch(svc: Svc, request: Request) -> BatchOut:
     refusal refuses the whole batch (answered with that item's status) and nothing is
     admitted."""
     limit = svc.settings.max_batch
+    svc.admission.gate(1)  # a node with no room at all need not read the body
     raw = await read_body(request, svc.settings.limits.max_batch_bytes)
     data = await parse_body(raw, "batch", max_containers=(limit + 1) * MAX_TX_CONTAINERS)
     if not isinstance(data, dict) or not isinstance(data.get("transactions"), list):
