@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ledger import checkpoint
+from ledger.block import CommitCertificate
 from ledger.checkpoint import Checkpoint, CheckpointError
 from ledger.crypto import PrivateKey
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.integrity import check_prefix
-from ledger.store import Store
-from ledger.verify import Problem, RulesFactory, Tip, restore_chain
+from ledger.store import RawBlock, Store
+from ledger.verify import Problem, RulesFactory, Tip, canonical_json, restore_chain, verify_store
+from traceability.validity import trace_rules
 
 log = logging.getLogger("parktrace.node")
 
@@ -63,10 +66,11 @@ def restore(
         stored = next(store.raw_blocks(found.height, found.height), None)
         if stored is None or stored.hash.hex() != found.head_hash:
             raise CheckpointError(f"block {found.height} in the store is not the one checkpointed")
+        start = _with_stored_commit(found.tip, stored, held > found.height)
     except CheckpointError as exc:
         log.info("checkpoint not used (%s): verifying the whole store", exc.message)
         return Restored(restore_chain(store, genesis, rules=rules), None)
-    tip = restore_chain(store, genesis, rules=rules, start=found.tip)
+    tip = restore_chain(store, genesis, rules=rules, start=start)
     log.info(
         "restarted from the checkpoint at height %d: verified the %d blocks above it",
         found.height,
@@ -75,24 +79,47 @@ def restore(
     return Restored(tip, found)
 
 
-def _check_prefix_in_child(
-    db: str, genesis_hash: str, height: int, head_hash: str, head_commit: str | None
-) -> Problem | None:
+def _with_stored_commit(tip: Tip, stored: RawBlock, above: bool) -> Tip:
+    """The checkpoint's state with the certificate of its head block as the store holds
+    it. The checkpoint keeps the node's own; once block height+1 is stored, the store
+    keeps the one that block names instead, which the verification of height+1 checks.
+    With nothing stored above, the stored one must be the checkpoint's own."""
+    try:
+        commit = CommitCertificate.from_json(canonical_json(stored.commit, "commit certificate"))
+    except (LedgerError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"block {stored.height}'s stored certificate is unreadable") from exc
+    if not above and (tip.last_commit is None or commit.hash() != tip.last_commit.hash()):
+        raise CheckpointError(
+            f"block {stored.height}'s stored certificate is not the one checkpointed"
+        )
+    return replace(tip, last_commit=commit)
+
+
+def _check_in_child(db: str, genesis_path: str, height: int, head_hash: str) -> Problem | None:
+    os.nice(10)  # the node's own work comes first
+    genesis = Genesis.load(Path(genesis_path))
     store = Store(db, migrate=False)
     try:
-        return check_prefix(store, genesis_hash, height, head_hash, head_commit)
+        problem = check_prefix(store, genesis.hash, height, head_hash, None)
+        if problem is not None:
+            return problem
+        report = verify_store(store, genesis, rules=trace_rules)
+        return report.problem
     finally:
         store.close()
 
 
-def check_prefix_elsewhere(db: str, genesis_hash: str, found: Checkpoint) -> Problem | None:
-    """`ledger.integrity.check_prefix` of the checkpointed blocks, in a child process: it
-    hashes every stored transaction once, work that must not hold the node's own loop."""
-    commit = found.tip.last_commit.hash() if found.tip.last_commit else None
+def check_store_elsewhere(db: str, genesis_path: Path, found: Checkpoint) -> Problem | None:
+    """The store the node restarted on, checked in a child process at low priority, work
+    that must not hold the node's own loop: first the bytes of the checkpointed blocks
+    re-hashed (`ledger.integrity.check_prefix`: seconds), then the whole store verified
+    as `parktrace verify` does (derived columns and indexes included). The head's
+    certificate is not compared: `restore` did, and the node may have stored the next
+    block, and with it another certificate for the head, since."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         return pool.submit(
-            _check_prefix_in_child, db, genesis_hash, found.height, found.head_hash, commit
+            _check_in_child, db, str(genesis_path), found.height, found.head_hash
         ).result()
 
 

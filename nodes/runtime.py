@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time as wallclock
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -114,14 +115,15 @@ class Node(NodeCore):
         super().__init__(
             genesis, store, tip.membership, rules=tip.rules, intake_floor=config.blocks.max_txs
         )
-        #: The checkpoint this start went on from: its blocks are re-hashed while it runs.
+        #: The checkpoint this start went on from: the store is checked again while it runs.
         self.restored_from = restored.checkpoint
         self.checkpoint: Checkpoint | None = restored.checkpoint
         self._checkpoint_due = checkpoints.Schedule(tip.state.height)
         self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpoint_lock = threading.Lock()
         #: Why the store was found changed below the checkpoint (the node then stops).
         self.refused: str | None = None
-        #: The re-hash of the blocks below `restored_from`: "running", then "unchanged".
+        #: That check (`checkpoints.check_store_elsewhere`): "running", then "unchanged".
         self.prefix_check: str | None = "running" if restored.checkpoint else None
         # Verify each transaction's signature once: on admission, not again in proposals.
         cache_verified_signatures(2 * self.mempool.capacity)
@@ -262,9 +264,7 @@ class Node(NodeCore):
 
     async def stop(self) -> None:
         pending = [*self._tasks, self._entering, self._proposing, self._signstate_retry]
-        if self._checkpointing is not None:
-            with contextlib.suppress(Exception):
-                await self._checkpointing
+        # Written here, synchronously: stop may run while the task is being cancelled.
         if self.refused is None and self.checkpoint_height() < self.state.height:
             self._write_checkpoint(self._tip())
         for task in pending:
@@ -292,10 +292,15 @@ class Node(NodeCore):
         )
 
     def _write_checkpoint(self, tip: Tip) -> None:
+        """Write `tip` unless a checkpoint as high is already on disk (from the driver's
+        thread or from stop, whichever comes last: never an older state over a newer)."""
         try:
-            self.checkpoint = write_checkpoint(
-                self.checkpoint_path, tip, self.store, self.key, self.genesis.hash
-            )
+            with self._checkpoint_lock:
+                if self.checkpoint_height() >= tip.state.height:
+                    return
+                self.checkpoint = write_checkpoint(
+                    self.checkpoint_path, tip, self.store, self.key, self.genesis.hash
+                )
         except OSError as exc:  # a full disk costs the next restart time, nothing else
             log.warning("checkpoint not written: %s", exc)
 
@@ -312,7 +317,7 @@ class Node(NodeCore):
         found = self.restored_from
         assert found is not None
         problem = await asyncio.to_thread(
-            checkpoints.check_prefix_elsewhere, self.config.db, self.genesis.hash, found
+            checkpoints.check_store_elsewhere, self.config.db, self.config.genesis_path, found
         )
         if problem is not None:
             self._put(
@@ -321,7 +326,7 @@ class Node(NodeCore):
             )
         else:
             self.prefix_check = "unchanged"
-            log.info("stored blocks 1..%d re-hashed: unchanged since verified", found.height)
+            log.info("store verified again in full below the checkpoint at %d", found.height)
 
     # -- the driver ------------------------------------------------------------------------------
     async def _handle(self, kind: str, payload: Any) -> None:
