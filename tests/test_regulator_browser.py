@@ -3,7 +3,8 @@ node processes that know each other's API addresses, as the cross-node compariso
 the regulator signs in with its key file and another member is refused; the dashboard
 shows all four nodes live and a stopped node down within 5 s; a recall is walked end to
 end (preview lists the affected cartons, confirm commits a recall signed in the browser,
-a sale of the lot is then refused and the consumer page shows the banner). Screenshots
+a sale of the lot is then refused and the consumer page shows the banner); a node whose
+store is edited is named, with the height, by the cross-node comparison. Screenshots
 of each page at 1280 px in both languages, and the dashboard at 768 px, go to
 test-artifacts/regulator-*.png."""
 
@@ -15,8 +16,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from devtools import cluster
+from devtools.samples import sample_event_tx
 from ledger.timefmt import now
 from tests.browser import ARTIFACTS, chromium_browser, needs_chromium
 from tests.consolenet import PASSPHRASE, commit, key_file
@@ -296,3 +299,52 @@ def test_a_recall_walked_end_to_end_in_the_browser(
     consumer.screenshot(path=str(ARTIFACTS / "regulator-consumer-recalled-zh-1280.png"))
     for each in shots.values():
         each.close()
+
+
+def test_a_tampered_node_is_named_with_its_height_by_the_comparison(
+    browser: Any, consortium: dict[str, Any]
+) -> None:
+    """One node's stored transaction edited behind its back: "Compare now" names that node
+    and that height. The edit is undone afterwards, so the other tests see one chain."""
+    net: LocalNet = consortium["net"]
+    tx = sample_event_tx(net.consortium, 7)
+    height = commit(net.http, consortium["url"], tx)["height"]
+    victim = net.members[2].id
+    for member in net.members:  # every node holds the block before one is edited
+        _wait_committed(net, member.url, tx.id)
+    store = net.store(victim)
+    before = None
+    try:
+        with store.engine.begin() as conn:
+            before = conn.execute(
+                text("select envelope from transactions where id = :id"),
+                {"id": bytes.fromhex(tx.id)},
+            ).scalar_one()
+            edited = before.replace('"ex:note":"', '"ex:note":"edited ', 1)
+            assert edited != before
+            conn.execute(
+                text("update transactions set envelope = :e where id = :id"),
+                {"e": edited, "id": bytes.fromhex(tx.id)},
+            )
+        store.close()
+        c = Console(browser, consortium["url"], "en")
+        c.sign_in(consortium["keys"][REGULATOR])
+        c.page.click("#compare-button")
+        verdict = c.page.wait_for_selector("#compare-verdict.error", timeout=60_000)
+        assert f"node {victim} at height {height}" in verdict.inner_text()
+        c.shot("compare-diverged")
+        c.close()
+    finally:
+        if before is not None:
+            store = net.store(victim)
+            with store.engine.begin() as conn:
+                conn.execute(
+                    text("update transactions set envelope = :e where id = :id"),
+                    {"e": before, "id": bytes.fromhex(tx.id)},
+                )
+            store.close()
+
+
+def _wait_committed(net: LocalNet, url: str, tx_id: str) -> None:
+    status = net.http.get(f"{url}/v1/transactions/{tx_id}", params={"wait": 20}).json()
+    assert status["state"] == "committed", status

@@ -143,7 +143,7 @@
         n.up && top - n.height > 2 ? h('small', { class: 'behind' }, ' ' + t('reg.health.behind', { n: top - n.height })) : null),
       h('td', { class: 'num' }, n.up ? n.height : '—'),
       h('td', {}, n.up ? time(n.last_block_time) : '—'),
-      h('td', {}, n.up ? (n.peers || []).length + ' · ' + (n.peers || []).join(', ') : '—'),
+      h('td', { class: 'peers' }, n.up ? [h('strong', {}, (n.peers || []).length), h('small', { class: 'muted' }, ' ' + (n.peers || []).join(', '))] : '—'),
       h('td', { class: 'num' }, n.up ? n.round : '—'),
       h('td', { class: 'num' }, n.up ? n.mempool : '—'),
       h('td', {}, n.up ? t(n.signing ? 'reg.yes' : 'reg.no') : '—')));
@@ -172,10 +172,10 @@
     if (c.error) return h('p', { class: 'error' }, c.error);
     if (c.ok) return h('p', { class: 'ok', id: 'compare-verdict' }, t('reg.compare.ok', { h: c.compared_up_to }));
     return h('div', {},
-      h('p', { class: 'error', id: 'compare-verdict' }, t('reg.compare.diverged', { nodes: c.diverging_nodes.join(', '), heights: c.diverging_heights.join(', ') })),
-      h('table', { class: 'grid' }, h('tbody', {}, (c.divergences || []).map((d) => h('tr', {},
+      h('p', { class: 'error', id: 'compare-verdict' }, t('reg.compare.diverged', { nodes: c.diverging_nodes.join(', '), heights: (c.divergences || []).map((d) => d.height).join(', ') })),
+      h('table', { class: 'grid', id: 'divergences' }, h('tbody', {}, (c.divergences || []).map((d) => h('tr', {},
         h('td', { class: 'num' }, d.height),
-        h('td', {}, (d.groups || []).map((g) => g.nodes.join(', ') + ': ' + String(g.digest).slice(0, 12) + '…').join(' | ')))))));
+        h('td', {}, (d.groups || []).map((g) => h('div', {}, h('strong', {}, g.nodes.join(', ')), ': ', h('code', {}, String(g.digest).slice(0, 16) + '…')))))))));
   }
 
   function healthView () {
@@ -223,6 +223,12 @@
     return given.filter((g) => g !== key).map((g) => h('small', { class: 'muted spelling' }, ' ' + g));
   }
 
+  /* Each place once, with the first event that put the lot there. */
+  function places (trace) {
+    const seen = new Set();
+    return (trace ? trace.locations : []).filter((l) => !seen.has(l.location + l.kind) && seen.add(l.location + l.kind));
+  }
+
   function previewView () {
     const plan = state.plan;
     const trace = state.trace;
@@ -237,7 +243,7 @@
         h('div', {}, h('h4', {}, t('reg.recall.units')), list(units, (u) => [h('code', { class: 'unit' }, u), ...spellings(u)])),
         h('div', {},
           h('h4', {}, t('reg.recall.locations')),
-          list(trace ? trace.locations : [], (l) => [h('strong', {}, l.place || l.location), ` · ${l.kind} · ${l.organization || ''} · ${time(l.eventTime)}`]),
+          list(places(trace), (l) => [h('strong', {}, l.place || l.location), ` · ${t('reg.kind.' + l.kind)} · ${l.organization || ''} · ${time(l.eventTime)}`]),
           h('h4', {}, t('reg.recall.shipments')),
           list(trace ? trace.shipments : [], (s) => [h('code', {}, s.identifier), ` → ${(s.destinations || []).join(', ') || '—'} · ${time(s.eventTime)}`]))),
       plan.notes.length ? h('div', {}, h('h4', {}, t('reg.recall.notes')), list(plan.notes, (n) => n)) : null,
