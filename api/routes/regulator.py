@@ -42,7 +42,7 @@ REGULATOR_STATIC = STATIC / "regulator"
 _NAME = re.compile(r"^[a-z0-9_-]+\.(js|css)$")
 _TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 #: A node that has not answered /healthz within this many seconds is shown down.
-HEALTH_TIMEOUT = 1.5
+HEALTH_TIMEOUT = 2.5
 
 
 @cache

@@ -10,7 +10,7 @@
   const LANG = document.documentElement.lang.startsWith('zh') ? 'zh' : 'en';
   const SLOT = 'regulator';
   const POLL_MS = 1500;
-  const DOWN_AFTER_S = 1.5;
+  const DOWN_AFTER_S = 2.5;
   const t = (key, values) => {
     let text = M[key] || key;
     for (const [k, v] of Object.entries(values || {})) text = text.split('{' + k + '}').join(v);
