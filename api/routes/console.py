@@ -22,13 +22,14 @@ from pydantic import BaseModel, Field
 
 from ledger.codec import b64decode
 from ledger.errors import EncodingError
+from ledger.membership import Member
 
 from ..codes.i18n import negotiate
 from ..codes.pages import STATIC, TEMPLATES, environment
 from ..codes.service import CodesService, codes_service
 from ..console.bulk import read_sheet
 from ..console.lots import lot_view
-from ..console.sessions import PREFIX, Sessions, SignInError
+from ..console.sessions import PREFIX, Session, Sessions, SignInError
 from ..errors import ApiError
 from ..services import Services, Svc
 from . import parse_body, read_body
@@ -49,7 +50,7 @@ _TYPES = {
 MESSAGES = TEMPLATES.parent / "translations"
 
 
-def _sessions(request: Request) -> Sessions:
+def sessions(request: Request) -> Sessions:
     state = request.app.state
     if not hasattr(state, "console_sessions"):
         state.console_sessions = Sessions()
@@ -113,7 +114,7 @@ def challenge(request: Request, svc: Svc) -> dict[str, Any]:
     own = svc.settings.authorities
     if own is not None and authority not in own:
         raise ApiError("bad_request", f"{authority!r} is not an address of this node")
-    value = _sessions(request).challenge(authority)
+    value = sessions(request).challenge(authority)
     return {
         "challenge": value,
         "chain_id": svc.genesis.chain_id,
@@ -152,14 +153,15 @@ def _me(svc: Services, fingerprint: str) -> dict[str, Any]:
 
 
 def _caller(request: Request, svc: Services) -> str:
-    session = _sessions(request).get(request.cookies.get(COOKIE))
+    session = sessions(request).get(request.cookies.get(COOKIE))
     if session is None:
         raise ApiError("unauthenticated", "sign in with your key file first")
     return session.fingerprint
 
 
-@router.post("/console/api/session", summary="Sign in: answer a challenge")
-async def sign_in(request: Request, response: Response, svc: Svc) -> dict[str, Any]:
+async def answer(request: Request, svc: Services) -> tuple[Session, Member]:
+    """The session opened by the challenge answer in the request body: the one sign-in
+    both consoles use (the regulator's adds its role check, api.routes.regulator)."""
     raw = await read_body(request, 4096)
     data = await parse_body(raw, "request", max_containers=4)
     if not isinstance(data, dict) or not isinstance(data.get("challenge"), str):
@@ -169,11 +171,16 @@ async def sign_in(request: Request, response: Response, svc: Svc) -> dict[str, A
     except EncodingError as exc:
         raise ApiError("bad_request", exc.message) from None
     try:
-        session, member = _sessions(request).sign_in(
+        return sessions(request).sign_in(
             svc.node.membership, data["challenge"], signature, svc.genesis.chain_id
         )
     except SignInError as exc:
         raise ApiError("unauthenticated", str(exc)) from None
+
+
+@router.post("/console/api/session", summary="Sign in: answer a challenge")
+async def sign_in(request: Request, response: Response, svc: Svc) -> dict[str, Any]:
+    session, member = await answer(request, svc)
     response.set_cookie(
         COOKIE,
         session.token,
@@ -192,7 +199,7 @@ def me(request: Request, svc: Svc) -> dict[str, Any]:
 
 @router.delete("/console/api/session", summary="Sign out", status_code=204)
 def sign_out(request: Request) -> Response:
-    _sessions(request).end(request.cookies.get(COOKIE))
+    sessions(request).end(request.cookies.get(COOKIE))
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/console/")
     return response

@@ -511,9 +511,8 @@
         const key = await K.importKeyFile(await file.text(), $('#passphrase').value);
         $('#passphrase').value = '';
         const challenge = await api('POST', '/console/api/challenge');
-        const message = K.utf8(`${challenge.prefix}${challenge.chain_id}\n${challenge.authority}\n${challenge.challenge}`);
-        const signature = await K.sign(key, message);
-        state.me = await api('POST', '/console/api/session', { challenge: challenge.challenge, signature: K.b64(signature) });
+        const signature = await K.answerChallenge(key, challenge);
+        state.me = await api('POST', '/console/api/session', { challenge: challenge.challenge, signature });
         state.key = key;
         await K.saveKey(key);
         render();

@@ -145,9 +145,10 @@
       tx.onerror = () => { handle.close(); reject(tx.error); };
     });
   }
-  const saveKey = (key) => run(KEYS, 'readwrite', (s) => s.put(key, 'member'));
-  const loadKey = () => run(KEYS, 'readonly', (s) => s.get('member'));
-  const forgetKey = () => run(KEYS, 'readwrite', (s) => s.clear());
+  /* `slot` keeps the regulator console's key apart from the producer console's. */
+  const saveKey = (key, slot) => run(KEYS, 'readwrite', (s) => s.put(key, slot || 'member'));
+  const loadKey = (slot) => run(KEYS, 'readonly', (s) => s.get(slot || 'member'));
+  const forgetKey = (slot) => run(KEYS, 'readwrite', (s) => (slot ? s.delete(slot) : s.clear()));
   const queue = {
     add: (item) => run(QUEUE, 'readwrite', (s) => s.put(item)),
     all: () => run(QUEUE, 'readonly', (s) => s.getAll()),
@@ -157,6 +158,13 @@
 
   async function sign (key, bytes) {
     return new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, key, bytes));
+  }
+
+  /* The sign-in answer to a challenge from `POST <console>/api/challenge`
+     (api/console/sessions.py): the signature, base64, over prefix, chain, authority and
+     challenge. Both consoles sign in this way. */
+  async function answerChallenge (key, c) {
+    return b64(await sign(key, utf8(`${c.prefix}${c.chain_id}\n${c.authority}\n${c.challenge}`)));
   }
 
   /* A ledger transaction (ledger/tx.py): the body, RFC 8785 canonical JSON after the
@@ -197,5 +205,5 @@
     return { 'Content-Digest': digest, 'Signature-Input': 'pt=' + params, Signature: 'pt=:' + b64(signature) + ':' };
   }
 
-  window.ptKeys = { importKeyFile, saveKey, loadKey, forgetKey, queue, sign, signTx, signRequest, b64, utf8, sha256, hex, KeyFileError };
+  window.ptKeys = { importKeyFile, saveKey, loadKey, forgetKey, queue, sign, answerChallenge, signTx, signRequest, b64, utf8, sha256, hex, KeyFileError };
 })();
