@@ -69,8 +69,9 @@ def build(directory: Path, events: int) -> None:
 
 
 def start(directory: Path) -> dict[str, Any]:
-    """Start the node; seconds until /healthz answers and until the re-hash of the blocks
-    below its checkpoint (if it went on from one) is done."""
+    """Start the node; seconds until /healthz answers and until the check of the store it
+    runs in the background after a restart from its checkpoint (re-hash below it, then a
+    full verification) is done."""
     port = int((directory / "api_port").read_text())
     log = open(directory / "node.log", "ab")  # noqa: SIM115 (closed below, after the node)
     started = time.perf_counter()
