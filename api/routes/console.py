@@ -37,7 +37,6 @@ from . import parse_body, read_body
 router = APIRouter(tags=["Console"])
 Codes = Annotated[CodesService, Depends(codes_service)]
 COOKIE = "pt_console"
-CONSOLE_STATIC = STATIC / "console"
 _NAME = re.compile(r"^[a-z0-9_-]+\.(js|css|json|svg|png)$")
 _TYPES = {
     "js": "text/javascript; charset=utf-8",
@@ -58,24 +57,23 @@ def sessions(request: Request) -> Sessions:
 
 
 @cache
-def _messages(lang: str) -> dict[str, str]:
-    return json.loads((MESSAGES / f"console-{lang}.json").read_text(encoding="utf-8"))
+def messages(app: str, lang: str) -> dict[str, str]:
+    """The texts of web app `app` ("console", "regulator") in `lang`."""
+    return json.loads((MESSAGES / f"{app}-{lang}.json").read_text(encoding="utf-8"))
 
 
-@router.get("/console", include_in_schema=False)
-@router.get("/console/", include_in_schema=False)
-def page(
-    request: Request, svc: Svc, lang: str | None = Query(None, pattern="^(zh|en)$")
-) -> HTMLResponse:
+def app_page(app: str, request: Request, svc: Services, lang: str | None) -> HTMLResponse:
+    """The single page of web app `app`, in the language asked for or negotiated."""
     chosen = negotiate(request.headers.get("accept-language"), lang)
+    texts = messages(app, chosen)
     html = (
         environment()
-        .get_template("console/index.html")
+        .get_template(f"{app}/index.html")
         .render(
             lang=chosen,
-            messages=json.dumps(_messages(chosen), ensure_ascii=False).replace("<", "\\u003c"),
+            messages=json.dumps(texts, ensure_ascii=False).replace("<", "\\u003c"),
             chain_id=svc.genesis.chain_id,
-            m=_messages(chosen),
+            m=texts,
         )
     )
     return HTMLResponse(
@@ -90,15 +88,29 @@ def page(
     )
 
 
-@router.get("/console/static/{name}", include_in_schema=False)
-def asset(name: str) -> FileResponse:
-    if not _NAME.fullmatch(name) or not (CONSOLE_STATIC / name).is_file():
-        raise ApiError("not_found", f"no console file {name!r}")
+def app_asset(app: str, name: str) -> FileResponse:
+    """A script or stylesheet of web app `app`, from its folder under web/static."""
+    folder = STATIC / app
+    if not _NAME.fullmatch(name) or not (folder / name).is_file():
+        raise ApiError("not_found", f"no {app} file {name!r}")
     return FileResponse(
-        CONSOLE_STATIC / name,
+        folder / name,
         media_type=_TYPES[name.rsplit(".", 1)[1]],
         headers={"Cache-Control": "no-cache"},
     )
+
+
+@router.get("/console", include_in_schema=False)
+@router.get("/console/", include_in_schema=False)
+def page(
+    request: Request, svc: Svc, lang: str | None = Query(None, pattern="^(zh|en)$")
+) -> HTMLResponse:
+    return app_page("console", request, svc, lang)
+
+
+@router.get("/console/static/{name}", include_in_schema=False)
+def asset(name: str) -> FileResponse:
+    return app_asset("console", name)
 
 
 class ChallengeOut(BaseModel):

@@ -17,10 +17,7 @@ each with a short timeout. The nodes are the ones the cross-node comparison uses
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
-from functools import cache
 from typing import Any
 
 import httpx
@@ -30,25 +27,14 @@ from fastapi.responses import FileResponse, HTMLResponse
 from ..audit.access import REGULATOR_ROLE
 from ..audit.settings import audit_settings
 from ..audit.verification import node_id
-from ..codes.i18n import negotiate
-from ..codes.pages import STATIC, environment
 from ..errors import ApiError
 from ..services import Services, Svc
 from . import console
 
 router = APIRouter(tags=["Regulator console"])
 COOKIE = "pt_regulator"
-REGULATOR_STATIC = STATIC / "regulator"
-_NAME = re.compile(r"^[a-z0-9_-]+\.(js|css)$")
-_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 #: A node that has not answered /healthz within this many seconds is shown down.
 HEALTH_TIMEOUT = 2.5
-
-
-@cache
-def _messages(lang: str) -> dict[str, str]:
-    path = console.MESSAGES / f"regulator-{lang}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @router.get("/regulator", include_in_schema=False)
@@ -56,37 +42,12 @@ def _messages(lang: str) -> dict[str, str]:
 def page(
     request: Request, svc: Svc, lang: str | None = Query(None, pattern="^(zh|en)$")
 ) -> HTMLResponse:
-    chosen = negotiate(request.headers.get("accept-language"), lang)
-    html = (
-        environment()
-        .get_template("regulator/index.html")
-        .render(
-            lang=chosen,
-            messages=json.dumps(_messages(chosen), ensure_ascii=False).replace("<", "\\u003c"),
-            chain_id=svc.genesis.chain_id,
-            m=_messages(chosen),
-        )
-    )
-    return HTMLResponse(
-        html,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+    return console.app_page("regulator", request, svc, lang)
 
 
 @router.get("/regulator/static/{name}", include_in_schema=False)
 def asset(name: str) -> FileResponse:
-    if not _NAME.fullmatch(name) or not (REGULATOR_STATIC / name).is_file():
-        raise ApiError("not_found", f"no regulator console file {name!r}")
-    return FileResponse(
-        REGULATOR_STATIC / name,
-        media_type=_TYPES[name.rsplit(".", 1)[1]],
-        headers={"Cache-Control": "no-cache"},
-    )
+    return console.app_asset("regulator", name)
 
 
 router.post("/regulator/api/challenge", summary="A sign-in challenge (as the console's)")(
