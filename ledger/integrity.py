@@ -18,6 +18,7 @@ from collections.abc import Callable
 from . import codec, merkle
 from .block import Header, evidence_hash
 from .errors import LedgerError
+from .precheck import stored_header
 from .store import RawBlock, Store
 from .verify import Problem, canonical_json
 
@@ -25,13 +26,7 @@ from .verify import Problem, canonical_json
 def check_block_bytes(raw: RawBlock, prev_hash: str) -> Header:
     """The header of `raw`, after checking that its stored bytes are what the header and
     `prev_hash` commit to; LedgerError names what differs."""
-    header = Header.from_json(canonical_json(raw.header, "header"))
-    if header.height != raw.height:
-        raise LedgerError(f"header says height {header.height}, row says {raw.height}")
-    if raw.hash.hex() != header.hash:
-        raise LedgerError("stored block hash differs from the hash of the stored header")
-    if raw.time != header.time:
-        raise LedgerError("stored block time differs from the header's")
+    header = stored_header(raw)
     if header.prev_hash != prev_hash:
         raise LedgerError(f"prev_hash does not match the hash of block {raw.height - 1}")
     leaves = [merkle.leaf_hash(row.envelope.encode("utf-8")) for row in raw.txs]

@@ -27,9 +27,8 @@ def canonical_json(text: str, what: str) -> Any:
     return value
 
 
-def _parse_block(raw: RawBlock) -> tuple[Block, CommitCertificate]:
-    """The block and its commit from its stored rows (the block's last commit is added
-    by the replay, which holds the previous block's)."""
+def stored_header(raw: RawBlock) -> Header:
+    """The header of a stored block, which its row's height, hash and time must agree with."""
     header = Header.from_json(canonical_json(raw.header, "header"))
     if header.height != raw.height:
         raise LedgerError(f"header says height {header.height}, row says {raw.height}")
@@ -37,6 +36,13 @@ def _parse_block(raw: RawBlock) -> tuple[Block, CommitCertificate]:
         raise LedgerError("stored block hash differs from the hash of the stored header")
     if raw.time != header.time:
         raise LedgerError("stored block time differs from the header's")
+    return header
+
+
+def _parse_block(raw: RawBlock) -> tuple[Block, CommitCertificate]:
+    """The block and its commit from its stored rows (the block's last commit is added
+    by the replay, which holds the previous block's)."""
+    header = stored_header(raw)
     evidence = canonical_json(raw.evidence, "evidence")
     if not isinstance(evidence, list):
         raise LedgerError("evidence is not a list")
