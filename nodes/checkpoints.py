@@ -95,16 +95,22 @@ def _with_stored_commit(tip: Tip, stored: RawBlock, above: bool) -> Tip:
     return replace(tip, last_commit=commit)
 
 
-def _check_in_child(db: str, genesis_path: str, height: int, head_hash: str) -> Problem | None:
+def _check_in_child(
+    db: str, genesis_path: str, height: int, head_hash: str, node_pid: int
+) -> Problem | None:
     os.nice(10)  # the node's own work comes first
+
+    def node_alive(_done: int, _total: int) -> None:
+        if os.getppid() != node_pid:  # the node was killed: its check dies with it
+            os._exit(0)
+
     genesis = Genesis.load(Path(genesis_path))
     store = Store(db, migrate=False)
     try:
-        problem = check_prefix(store, genesis.hash, height, head_hash, None)
+        problem = check_prefix(store, genesis.hash, height, head_hash, None, progress=node_alive)
         if problem is not None:
             return problem
-        report = verify_store(store, genesis, rules=trace_rules)
-        return report.problem
+        return verify_store(store, genesis, rules=trace_rules, progress=node_alive).problem
     finally:
         store.close()
 
@@ -119,7 +125,7 @@ def check_store_elsewhere(db: str, genesis_path: Path, found: Checkpoint) -> Pro
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         return pool.submit(
-            _check_in_child, db, str(genesis_path), found.height, found.head_hash
+            _check_in_child, db, str(genesis_path), found.height, found.head_hash, os.getpid()
         ).result()
 
 
